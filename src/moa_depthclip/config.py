@@ -1,0 +1,150 @@
+"""Every modelling choice of MoA-DepthCLIP as a serialisable dataclass.
+
+A saved model stores ``ModelConfig.to_dict()`` next to its weights, so that it records exactly how
+it was built; ``ModelConfig.from_dict`` rebuilds the same architecture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+
+# DepthCLIP's distance vocabulary (nearest to farthest) and templates for the scene-context bank.
+DISTANCE_WORDS = (
+    "giant",
+    "extremely close",
+    "close",
+    "not in distance",
+    "a little remote",
+    "far",
+    "unseen",
+)
+CONTEXT_TEMPLATES = (
+    "This object is {}.",
+    "A photo of something {}.",
+    "The scene is {}.",
+    "There is a {} surface in the room.",
+)
+
+
+@dataclass
+class MoAConfig:
+    """Mixture-of-Adapters inserted after selected transformer blocks.
+
+    Each module holds ``num_experts`` bottleneck experts (``rank`` hidden units) and a token-wise
+    router that sees the token *and* the global context vector.
+    """
+
+    layers: tuple[int, ...] = (2, 5, 8, 11)
+    num_experts: int = 4
+    rank: int = 64
+    # Zero up-projections make the untrained model equal the pretrained backbone.
+    zero_init: bool = True
+    router_uses_context: bool = True
+    # Depthwise conv over the patch grid inside the experts (0 disables it).
+    spatial_kernel: int = 3
+    # Weight of the Switch-style load-balancing term the model reports as ``aux_loss``.
+    load_balance_weight: float = 0.01
+
+
+@dataclass
+class ContextConfig:
+    """Global semantic context from the frozen CLIP text encoder over a prompt bank.
+
+    ``static``: one vector (mean of the normalised prompt embeddings) shared by every image.
+    ``image``:  the image CLS embedding attends over the prompt bank (softmax of cosine similarity),
+    giving an image-conditioned context; an ablation of the static variant.
+    """
+
+    mode: Literal["static", "image"] = "static"
+    templates: tuple[str, ...] = CONTEXT_TEMPLATES
+    words: tuple[str, ...] = DISTANCE_WORDS
+    temperature: float = 0.07
+
+
+@dataclass
+class DecoderConfig:
+    """Light progressive decoder from the tapped (MoA) layers to a dense feature map."""
+
+    # Channels of the fused coarse grid, then of each x2 upsampling stage.
+    fusion_channels: int = 128
+    stage_channels: tuple[int, ...] = (96, 64, 32)
+
+
+@dataclass
+class HeadConfig:
+    """Hybrid head: classification over fixed depth bins plus direct regression."""
+
+    num_bins: int = 128
+    min_depth: float = 1e-3
+    max_depth: float = 10.0
+    bin_spacing: Literal["linear", "log"] = "linear"
+    # ``learned``: per-pixel sigmoid gate predicted from the features; ``fixed``: constant weight.
+    blend: Literal["learned", "fixed"] = "learned"
+    fixed_blend_weight: float = 0.5
+
+
+@dataclass
+class BackboneConfig:
+    """Which CLIP to start from and what of it to train.
+
+    ``source`` is a Hugging Face hub id, a ``save_pretrained`` directory, an OpenAI/open_clip
+    checkpoint file, or ``"random"`` for an explicitly random initialisation (offline/demo use).
+    ``clip_config`` holds the transformers ``CLIPConfig.to_dict()`` actually used, so that a saved
+    model can be rebuilt without reaching the original source.
+    """
+
+    source: str = DEFAULT_CLIP
+    unfrozen_blocks: tuple[int, ...] = (8, 9, 10, 11)
+    clip_config: dict[str, Any] | None = None
+    # Set by ``MoADepthCLIP.from_clip``: True only when real CLIP weights were loaded.
+    pretrained: bool = False
+
+
+@dataclass
+class ModelConfig:
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    moa: MoAConfig = field(default_factory=MoAConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return _from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a (nested) dataclass from ``asdict`` output; lists become tuples again."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(cls(), name) if _has_default(known[name]) else None
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            kwargs[name] = _from_dict(type(default), value)
+        elif isinstance(value, list) and isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _has_default(f: dataclasses.Field) -> bool:
+    return f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING

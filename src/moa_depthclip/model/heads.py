@@ -1,0 +1,63 @@
+"""The hybrid prediction head: classification over fixed depth bins plus direct regression.
+
+* bins:       ``num_bins`` fixed centres over [min_depth, max_depth] (linear or log spacing);
+              d_cls = sum softmax(logits) * centres, the expected depth under the classifier.
+* regression: d_reg = min + (max - min) * sigmoid(r), bounded to the same range.
+* blend:      d = a * d_cls + (1 - a) * d_reg, with ``a`` a learned per-pixel gate (or a constant).
+
+Both partial depths and the logits stay available for the composite loss and for ablations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from moa_depthclip.config import HeadConfig
+
+
+def bin_edges(config: HeadConfig) -> torch.Tensor:
+    """(num_bins + 1,) edges; centres are the midpoints (in log space for log spacing)."""
+    if config.bin_spacing == "linear":
+        return torch.linspace(config.min_depth, config.max_depth, config.num_bins + 1)
+    if config.bin_spacing == "log":
+        return torch.logspace(math.log10(config.min_depth), math.log10(config.max_depth), config.num_bins + 1)
+    raise ValueError(f"bin_spacing must be 'linear' or 'log', got {config.bin_spacing!r}")
+
+
+def bin_centers(config: HeadConfig) -> torch.Tensor:
+    edges = bin_edges(config)
+    if config.bin_spacing == "log":
+        return torch.sqrt(edges[:-1] * edges[1:])
+    return 0.5 * (edges[:-1] + edges[1:])
+
+
+class HybridDepthHead(nn.Module):
+    def __init__(self, in_channels: int, config: HeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("centers", bin_centers(config), persistent=False)
+        self.register_buffer("edges", bin_edges(config), persistent=False)
+        self.classifier = nn.Conv2d(in_channels, config.num_bins, kernel_size=1)
+        self.regressor = nn.Conv2d(in_channels, 1, kernel_size=1)
+        self.gate = nn.Conv2d(in_channels, 1, kernel_size=1) if config.blend == "learned" else None
+
+    def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = self.classifier(features)
+        probabilities = logits.softmax(dim=1)
+        depth_bins = torch.einsum("bkhw,k->bhw", probabilities, self.centers).unsqueeze(1)
+        span = self.config.max_depth - self.config.min_depth
+        depth_reg = self.config.min_depth + span * torch.sigmoid(self.regressor(features))
+        if self.gate is not None:
+            weight = torch.sigmoid(self.gate(features))
+        else:
+            weight = torch.full_like(depth_reg, self.config.fixed_blend_weight)
+        depth = weight * depth_bins + (1.0 - weight) * depth_reg
+        return {"depth": depth, "depth_bins": depth_bins, "depth_reg": depth_reg, "bin_logits": logits}
+
+    def bin_index(self, depth: torch.Tensor) -> torch.Tensor:
+        """Index of the bin each depth falls in (clamped to the range): the classification target."""
+        index = torch.bucketize(depth.contiguous(), self.edges[1:-1].contiguous())
+        return index.clamp_(0, self.config.num_bins - 1)

@@ -1,0 +1,97 @@
+"""Mixture-of-Adapters (MoA): the parameter-efficient adaptation inserted into the CLIP backbone.
+
+After a transformer block, every token ``x`` is refined by a small set of bottleneck experts::
+
+    h      = LN(x)
+    g      = softmax(W_x h + W_c c)                 token-wise router, conditioned on the context c
+    z_k    = GELU(D_k h)                            expert k's bottleneck (rank r)
+    z_k   += DWConv3x3(z_k) on the patch grid       spatially-aware: neighbours inform each token
+    x_out  = x + sum_k g_k (U_k z_k + b_k)
+
+All experts share one fused down-projection and one fused up-projection (two dense matmuls for
+every expert at once), which is what keeps the module cheap. The up-projections start at zero,
+so an untrained MoA is the identity and the model starts as the pretrained backbone.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MixtureOfAdapters(nn.Module):
+    def __init__(
+        self,
+        width: int,
+        num_experts: int = 4,
+        rank: int = 64,
+        context_dim: int | None = None,
+        spatial_kernel: int = 3,
+        zero_init: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_experts = num_experts
+        self.rank = rank
+        self.norm = nn.LayerNorm(width)
+        self.down = nn.Linear(width, num_experts * rank)
+        self.spatial = (
+            nn.Conv2d(
+                num_experts * rank,
+                num_experts * rank,
+                spatial_kernel,
+                padding=spatial_kernel // 2,
+                groups=num_experts * rank,
+            )
+            if spatial_kernel > 0
+            else None
+        )
+        self.up = nn.Linear(num_experts * rank, width, bias=False)
+        self.expert_bias = nn.Parameter(torch.zeros(num_experts, width))
+        self.router_token = nn.Linear(width, num_experts)
+        self.router_context = nn.Linear(context_dim, num_experts, bias=False) if context_dim else None
+        # Equal routing at start; the zero up-projection makes the whole module an identity.
+        nn.init.zeros_(self.router_token.weight)
+        nn.init.zeros_(self.router_token.bias)
+        if self.router_context is not None:
+            nn.init.zeros_(self.router_context.weight)
+        if self.spatial is not None:
+            nn.init.zeros_(self.spatial.weight)
+            nn.init.zeros_(self.spatial.bias)
+        if zero_init:
+            nn.init.zeros_(self.up.weight)
+
+    def forward(
+        self, tokens: torch.Tensor, context: torch.Tensor | None, grid: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Refine ``tokens`` (B, 1 + h*w, D); returns the new tokens and the load-balancing loss.
+
+        ``context`` is (B, C) and ``grid`` the (h, w) patch grid (token 0 is CLS).
+        """
+        hidden = self.norm(tokens)
+        router_logits = self.router_token(hidden)
+        if self.router_context is not None and context is not None:
+            router_logits = router_logits + self.router_context(context).unsqueeze(1)
+        gates = router_logits.softmax(dim=-1)  # (B, T, K)
+
+        bottleneck = F.gelu(self.down(hidden))  # (B, T, K*r)
+        if self.spatial is not None:
+            bottleneck = self._mix_neighbours(bottleneck, grid)
+        batch, length, _ = bottleneck.shape
+        gated = bottleneck.view(batch, length, self.num_experts, self.rank) * gates.unsqueeze(-1)
+        update = self.up(gated.reshape(batch, length, -1)) + gates @ self.expert_bias
+        return tokens + update, self.load_balance_loss(gates)
+
+    def _mix_neighbours(self, bottleneck: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Depthwise conv over the patch grid (CLS token untouched): spatially-aware experts."""
+        height, width = grid
+        cls_token, patches = bottleneck[:, :1], bottleneck[:, 1:]
+        batch, _, channels = patches.shape
+        image = patches.transpose(1, 2).reshape(batch, channels, height, width)
+        mixed = image + self.spatial(image)
+        return torch.cat([cls_token, mixed.flatten(2).transpose(1, 2)], dim=1)
+
+    def load_balance_loss(self, gates: torch.Tensor) -> torch.Tensor:
+        """``K * sum_k mean(g_k)^2 - 1``: zero when experts share tokens equally, up to K-1 on collapse."""
+        usage = gates.float().mean(dim=(0, 1))
+        return self.num_experts * (usage * usage).sum() - 1.0

@@ -1,0 +1,211 @@
+"""MoA-DepthCLIP: the whole model, assembled the way the paper describes it.
+
+    image --CLIP ViT-B/32 (frozen but blocks 8-11)--> tokens
+          MoA after blocks 2, 5, 8, 11, routed with the global context vector
+          taps at the MoA layers --light decoder (+ context)--> dense features
+          --hybrid head--> 128-bin expected depth, regression depth, blend --> metric depth
+
+Construction:
+* ``MoADepthCLIP.from_clip(config)`` starts from CLIP weights (hub id, local folder, OpenAI file,
+  or ``"random"``) and encodes the prompt bank once with the frozen text encoder;
+* ``MoADepthCLIP.from_pretrained(path_or_hub_id)`` / ``save_pretrained`` / ``push_to_hub`` load and
+  store a trained model (safetensors + config.json) through huggingface_hub's mixin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+from transformers import CLIPConfig
+
+from moa_depthclip.clip_loading import load_clip
+from moa_depthclip.config import ModelConfig
+from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
+from moa_depthclip.errors import InputSizeError
+from moa_depthclip.model.backbone import CLIPViTBackbone
+from moa_depthclip.model.context import SceneContext, encode_prompt_bank, prompt_texts
+from moa_depthclip.model.decoder import ProgressiveDecoder
+from moa_depthclip.model.heads import HybridDepthHead
+from moa_depthclip.model.moa import MixtureOfAdapters
+from moa_depthclip.model.outputs import DepthOutput
+
+PARAMETER_GROUPS = ("moa", "backbone_blocks", "context", "decoder", "heads")
+
+
+class MoADepthCLIP(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="moa-depthclip",
+    tags=["depth-estimation", "clip", "monocular-depth"],
+    pipeline_tag="depth-estimation",
+    license="apache-2.0",
+    coders={ModelConfig: (lambda config: config.to_dict(), lambda data: ModelConfig.from_dict(data))},
+):
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        config = config if config is not None else ModelConfig()
+        if isinstance(config, dict):
+            config = ModelConfig.from_dict(config)
+        self.config = config
+        clip_config = _clip_config(config)
+        vision = clip_config.vision_config
+        num_layers = vision.num_hidden_layers
+        for index in config.moa.layers:
+            if not 0 <= index < num_layers:
+                raise ValueError(f"MoA layer {index} does not exist: the backbone has {num_layers} blocks")
+
+        self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        self.backbone = CLIPViTBackbone(vision, clip_config.projection_dim)
+        width = vision.hidden_size
+        self.context = SceneContext(
+            num_prompts=len(config.context.templates) * len(config.context.words),
+            joint_dim=clip_config.projection_dim,
+            width=width,
+            mode=config.context.mode,
+            temperature=config.context.temperature,
+        )
+        moa = config.moa
+        self.moa = nn.ModuleDict(
+            {
+                str(index): MixtureOfAdapters(
+                    width,
+                    num_experts=moa.num_experts,
+                    rank=moa.rank,
+                    context_dim=width if moa.router_uses_context else None,
+                    spatial_kernel=moa.spatial_kernel,
+                    zero_init=moa.zero_init,
+                )
+                for index in moa.layers
+            }
+        )
+        self.tap_layers = tuple(sorted(moa.layers))
+        self.decoder = ProgressiveDecoder(width, len(self.tap_layers), config.decoder)
+        self.head = HybridDepthHead(self.decoder.out_channels, config.head)
+        self.backbone.set_trainable(config.backbone.unfrozen_blocks)
+
+    # ---------------------------------------------------------------------------------------------
+    # construction
+
+    @classmethod
+    def from_clip(
+        cls, config: ModelConfig | None = None, tokenizer_source: str | None = None
+    ) -> MoADepthCLIP:
+        """Build from CLIP weights named by ``config.backbone.source`` and encode the prompt bank."""
+        config = config if config is not None else ModelConfig()
+        loaded = load_clip(
+            config.backbone.source,
+            clip_config=config.backbone.clip_config,
+            tokenizer_source=tokenizer_source,
+        )
+        if loaded.tokenizer is None:
+            from moa_depthclip.clip_loading import WeightsNotFoundError, download_hint
+
+            raise WeightsNotFoundError(
+                f"{config.backbone.source} carries no tokenizer, which the prompt bank needs: pass "
+                f"tokenizer_source (--tokenizer) pointing at a Hugging Face CLIP folder.\n{download_hint()}"
+            )
+        config.backbone.clip_config = loaded.model.config.to_dict()
+        config.backbone.pretrained = not loaded.is_random_init
+        model = cls(config)
+        model.backbone.load_from_clip(loaded.model)
+        texts = prompt_texts(config.context.templates, config.context.words)
+        model.context.prompt_bank.copy_(encode_prompt_bank(loaded.model, loaded.tokenizer, texts))
+        return model
+
+    @property
+    def is_random_init(self) -> bool:
+        """True when the backbone started from random weights rather than pretrained CLIP."""
+        return not self.config.backbone.pretrained
+
+    # ---------------------------------------------------------------------------------------------
+    # forward
+
+    def forward(self, images: torch.Tensor) -> DepthOutput:
+        """``images``: (B, 3, H, W) RGB in [0, 1], H and W multiples of 32 -> metric depth (B, 1, H, W)."""
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise InputSizeError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
+        height, width = images.shape[-2:]
+        pixels = (images - self.pixel_mean) / self.pixel_std
+        tokens, grid = self.backbone.embed(pixels.to(self.pixel_mean.dtype))
+
+        static_context = self.context.mode == "static"
+        context = self.context(None, tokens.shape[0]) if static_context else None
+        taps: list[torch.Tensor] = []
+        balance = tokens.new_zeros(())
+        for index, block in enumerate(self.backbone.blocks):
+            tokens = block(tokens, None)
+            key = str(index)
+            if key in self.moa:
+                if not static_context:
+                    context = self.context(self.backbone.joint_embedding(tokens), tokens.shape[0])
+                tokens, block_balance = self.moa[key](tokens, context, grid)
+                balance = balance + block_balance
+                taps.append(tokens)
+            if index == self.tap_layers[-1]:
+                break  # later blocks would not change any tap
+
+        if context is None:
+            context = self.context(self.backbone.joint_embedding(tokens), tokens.shape[0])
+        features = self.decoder(taps, context, grid)
+        head = self.head(features)
+        size = (height, width)
+        return DepthOutput(
+            depth=_upsample(head["depth"], size),
+            depth_bins=_upsample(head["depth_bins"], size),
+            depth_reg=_upsample(head["depth_reg"], size),
+            bin_logits=head["bin_logits"],
+            bin_centers=self.head.centers,
+            aux_loss=balance * self.config.moa.load_balance_weight / max(1, len(self.moa)),
+        )
+
+    # ---------------------------------------------------------------------------------------------
+    # parameters
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by group (the optimizer gives the backbone its own learning rate)."""
+        groups: dict[str, list[nn.Parameter]] = {
+            "moa": list(self.moa.parameters()),
+            "backbone_blocks": [p for p in self.backbone.parameters() if p.requires_grad],
+            "context": list(self.context.parameters()),
+            "decoder": list(self.decoder.parameters()),
+            "heads": list(self.head.parameters()),
+        }
+        return {name: [p for p in params if p.requires_grad] for name, params in groups.items()}
+
+    def parameter_report(self, image_size: tuple[int, int] = (224, 224)) -> dict[str, Any]:
+        """Total/trainable parameter counts, trainable by group, and the token grid for a size."""
+        grid = self.backbone.token_grid(*image_size)
+        groups = {name: sum(p.numel() for p in params) for name, params in self.parameter_groups().items()}
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(groups.values())
+        return {
+            "total_parameters": total,
+            "trainable_parameters": trainable,
+            "frozen_parameters": total - trainable,
+            "trainable_fraction": trainable / total,
+            "trainable_by_group": groups,
+            "input_size": list(image_size),
+            "token_grid": list(grid),
+            "tokens": grid[0] * grid[1] + 1,
+            "decoder_output": [image_size[0] // self.decoder.stride, image_size[1] // self.decoder.stride],
+            "moa_layers": list(self.config.moa.layers),
+            "unfrozen_blocks": list(self.config.backbone.unfrozen_blocks),
+            "random_init": self.is_random_init,
+        }
+
+
+def _clip_config(config: ModelConfig) -> CLIPConfig:
+    if config.backbone.clip_config is None:
+        return CLIPConfig()  # ViT-B/32 shapes
+    return CLIPConfig.from_dict(config.backbone.clip_config)
+
+
+def _upsample(depth: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if depth.shape[-2:] == size:
+        return depth
+    return F.interpolate(depth, size=size, mode="bilinear", align_corners=False)
