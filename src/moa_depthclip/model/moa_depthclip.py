@@ -14,6 +14,7 @@ Construction:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -36,6 +37,14 @@ from moa_depthclip.model.outputs import DepthOutput
 PARAMETER_GROUPS = ("moa", "backbone_blocks", "context", "decoder", "heads")
 
 
+@dataclass
+class EncodedImage:
+    taps: list[torch.Tensor]  # (B, 1 + h*w, D) after each MoA layer, shallow to deep
+    context: torch.Tensor  # (B, D) global semantic context in the vision width
+    grid: tuple[int, int]  # patch grid (h, w)
+    balance_loss: torch.Tensor  # mean MoA load-balancing loss (unweighted)
+
+
 class MoADepthCLIP(
     nn.Module,
     PyTorchModelHubMixin,
@@ -54,6 +63,8 @@ class MoADepthCLIP(
         clip_config = _clip_config(config)
         vision = clip_config.vision_config
         num_layers = vision.num_hidden_layers
+        if not config.moa.layers:
+            raise ValueError("MoA-DepthCLIP needs at least one MoA layer (they are also the decoder's taps)")
         for index in config.moa.layers:
             if not 0 <= index < num_layers:
                 raise ValueError(f"MoA layer {index} does not exist: the backbone has {num_layers} blocks")
@@ -127,14 +138,29 @@ class MoADepthCLIP(
 
     def forward(self, images: torch.Tensor) -> DepthOutput:
         """``images``: (B, 3, H, W) RGB in [0, 1], H and W multiples of 32 -> metric depth (B, 1, H, W)."""
+        encoded = self.encode(images)
+        features = self.decoder(encoded.taps, encoded.context, encoded.grid)
+        head = self.head(features)
+        size = tuple(images.shape[-2:])
+        return DepthOutput(
+            depth=_upsample(head["depth"], size),
+            depth_bins=_upsample(head["depth_bins"], size),
+            depth_reg=_upsample(head["depth_reg"], size),
+            bin_logits=head["bin_logits"],
+            bin_centers=self.head.centers,
+            aux_loss=encoded.balance_loss * self.config.moa.load_balance_weight,
+        )
+
+    def encode(self, images: torch.Tensor) -> EncodedImage:
+        """Backbone with MoA: the token maps after each MoA layer, the context vector, the grid."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise InputSizeError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
-        height, width = images.shape[-2:]
-        pixels = (images - self.pixel_mean) / self.pixel_std
-        tokens, grid = self.backbone.embed(pixels.to(self.pixel_mean.dtype))
+        pixels = (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std
+        tokens, grid = self.backbone.embed(pixels)
+        batch = tokens.shape[0]
 
         static_context = self.context.mode == "static"
-        context = self.context(None, tokens.shape[0]) if static_context else None
+        context = self.context(None, batch) if static_context else None
         taps: list[torch.Tensor] = []
         balance = tokens.new_zeros(())
         for index, block in enumerate(self.backbone.blocks):
@@ -142,26 +168,13 @@ class MoADepthCLIP(
             key = str(index)
             if key in self.moa:
                 if not static_context:
-                    context = self.context(self.backbone.joint_embedding(tokens), tokens.shape[0])
+                    context = self.context(self.backbone.joint_embedding(tokens), batch)
                 tokens, block_balance = self.moa[key](tokens, context, grid)
                 balance = balance + block_balance
                 taps.append(tokens)
             if index == self.tap_layers[-1]:
-                break  # later blocks would not change any tap
-
-        if context is None:
-            context = self.context(self.backbone.joint_embedding(tokens), tokens.shape[0])
-        features = self.decoder(taps, context, grid)
-        head = self.head(features)
-        size = (height, width)
-        return DepthOutput(
-            depth=_upsample(head["depth"], size),
-            depth_bins=_upsample(head["depth_bins"], size),
-            depth_reg=_upsample(head["depth_reg"], size),
-            bin_logits=head["bin_logits"],
-            bin_centers=self.head.centers,
-            aux_loss=balance * self.config.moa.load_balance_weight / max(1, len(self.moa)),
-        )
+                break  # later blocks would change no tap
+        return EncodedImage(taps=taps, context=context, grid=grid, balance_loss=balance / len(self.moa))
 
     # ---------------------------------------------------------------------------------------------
     # parameters

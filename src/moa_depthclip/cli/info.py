@@ -1,0 +1,88 @@
+"""`moa-depthclip info`: the architecture summary (parameter counts by group, token grids)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from moa_depthclip.config import ModelConfig
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "info",
+        help="print the architecture summary: parameters (total, trainable, by group) and token grids",
+        description=(
+            "Print MoA-DepthCLIP's parameter counts and token grids. Without --model it builds the "
+            "default ViT-B/32 architecture (no weights needed: counts do not depend on them)."
+        ),
+    )
+    parser.add_argument("--model", help="a saved model folder / run directory / hub id to describe instead")
+    parser.add_argument(
+        "--size",
+        nargs=2,
+        type=int,
+        action="append",
+        metavar=("H", "W"),
+        help="input size(s) to report token grids for (default: 224 224 and 416 544)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON for machines")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from moa_depthclip.model.moa_depthclip import MoADepthCLIP
+
+    if args.model:
+        from moa_depthclip.inference.loading import load_depth_model
+
+        model = load_depth_model(args.model, device="cpu")
+        if not isinstance(model, MoADepthCLIP):
+            print(
+                f"{args.model} is not a MoA-DepthCLIP model; total parameters: "
+                f"{sum(p.numel() for p in model.parameters()):,}"
+            )
+            return 0
+    else:
+        model = MoADepthCLIP(ModelConfig())
+    sizes = [tuple(size) for size in args.size] if args.size else [(224, 224), (416, 544)]
+    reports = [model.parameter_report(size) for size in sizes]
+    if args.json:
+        print(json.dumps({"config": model.config.to_dict(), "sizes": reports}, indent=2))
+    else:
+        print(format_report(model.config, reports))
+    return 0
+
+
+def format_report(config: ModelConfig, reports: list[dict[str, Any]]) -> str:
+    first = reports[0]
+    total = first["total_parameters"]
+    lines = [
+        "MoA-DepthCLIP architecture",
+        f"  backbone        CLIP ViT ({config.backbone.source}); "
+        f"weights: {'random initialisation' if first['random_init'] else 'pretrained'}",
+        f"  MoA             after blocks {first['moa_layers']}: {config.moa.num_experts} experts, "
+        f"rank {config.moa.rank}, context-routed={config.moa.router_uses_context}",
+        f"  unfrozen blocks {first['unfrozen_blocks']}",
+        f"  context         {config.context.mode}, {len(config.context.templates) * len(config.context.words)} prompts",
+        f"  head            {config.head.num_bins} {config.head.bin_spacing} bins over "
+        f"[{config.head.min_depth:g}, {config.head.max_depth:g}] m + regression, blend={config.head.blend}",
+        "",
+        f"  {'parameters':<26}{'count':>14}{'share':>9}",
+        f"  {'total':<26}{total:>14,}{1:>9.1%}",
+        f"  {'trainable':<26}{first['trainable_parameters']:>14,}{first['trainable_fraction']:>9.1%}",
+    ]
+    for name, count in first["trainable_by_group"].items():
+        lines.append(f"    {name:<24}{count:>14,}{count / total:>9.1%}")
+    lines.append(
+        f"  {'frozen':<26}{first['frozen_parameters']:>14,}{first['frozen_parameters'] / total:>9.1%}"
+    )
+    lines.append("")
+    lines.append(f"  {'input (H x W)':<16}{'token grid':>12}{'tokens':>8}{'decoder map':>14}")
+    for report in reports:
+        height, width = report["input_size"]
+        grid = "x".join(map(str, report["token_grid"]))
+        decoder = "x".join(map(str, report["decoder_output"]))
+        lines.append(f"  {f'{height} x {width}':<16}{grid:>12}{report['tokens']:>8}{decoder:>14}")
+    return "\n".join(lines)
