@@ -51,17 +51,20 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"config": model.config.to_dict(), "sizes": reports}, indent=2))
     else:
-        print(format_report(model.config, reports))
+        print(format_report(model.config, reports, weights_loaded=bool(args.model)))
     return 0
 
 
-def format_report(config: ModelConfig, reports: list[dict[str, Any]]) -> str:
+def format_report(config: ModelConfig, reports: list[dict[str, Any]], weights_loaded: bool = True) -> str:
     first = reports[0]
+    if not weights_loaded:
+        weights = "none loaded (architecture summary; counts do not depend on weights)"
+    else:
+        weights = "random initialisation" if first["random_init"] else "pretrained"
     total = first["total_parameters"]
     lines = [
         "MoA-DepthCLIP architecture",
-        f"  backbone        CLIP ViT ({config.backbone.source}); "
-        f"weights: {'random initialisation' if first['random_init'] else 'pretrained'}",
+        f"  backbone        CLIP ViT ({config.backbone.source}); weights: {weights}",
         f"  MoA             after blocks {first['moa_layers']}: {config.moa.num_experts} experts, "
         f"rank {config.moa.rank}, context-routed={config.moa.router_uses_context}",
         f"  unfrozen blocks {first['unfrozen_blocks']}",
