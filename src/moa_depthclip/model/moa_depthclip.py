@@ -27,6 +27,8 @@ from moa_depthclip.clip_loading import load_clip
 from moa_depthclip.config import ModelConfig
 from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
 from moa_depthclip.errors import InputSizeError
+from moa_depthclip.inference.hub import HubLoadingMixin
+from moa_depthclip.inference.predict import DepthPredictorMixin
 from moa_depthclip.model.backbone import CLIPViTBackbone
 from moa_depthclip.model.context import SceneContext, encode_prompt_bank, prompt_texts
 from moa_depthclip.model.decoder import ProgressiveDecoder
@@ -46,6 +48,8 @@ class EncodedImage:
 
 
 class MoADepthCLIP(
+    DepthPredictorMixin,  # model.predict(images): metric depth at the original size
+    HubLoadingMixin,  # strict from_pretrained with clear errors, in front of the hub mixin
     nn.Module,
     PyTorchModelHubMixin,
     library_name="moa-depthclip",
