@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ from PIL import Image, ImageOps
 from moa_depthclip.data.transforms import round_to_multiple
 from moa_depthclip.errors import DataError, InputSizeError
 
-ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, torch.Tensor]
+ImageInput = Image.Image | np.ndarray | str | os.PathLike | torch.Tensor
 
 DEFAULT_LONG_SIDE = 640
 MULTIPLE = 32
