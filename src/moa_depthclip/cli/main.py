@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserFacingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
