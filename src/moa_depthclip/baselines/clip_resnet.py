@@ -310,12 +310,16 @@ def rn50_text_config(projection_dim: int = 1024) -> CLIPTextConfig:
 def text_config_from_openai_state_dict(state: dict[str, torch.Tensor]) -> CLIPTextConfig:
     """Infer the text tower's shape from an OpenAI-layout state dict (heads by CLIP's width/64 rule)."""
     width = state["ln_final.weight"].shape[0]
+    vocab_size = state["token_embedding.weight"].shape[0]
     return CLIPTextConfig(
+        # CLIP's vocabulary ends with <|startoftext|>, <|endoftext|> (49406, 49407 for 49,408 words).
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
         hidden_size=width,
         intermediate_size=state["transformer.resblocks.0.mlp.c_fc.weight"].shape[0],
         num_hidden_layers=_count_indices(state, "transformer.resblocks."),
         num_attention_heads=max(1, width // 64),
-        vocab_size=state["token_embedding.weight"].shape[0],
+        vocab_size=vocab_size,
         max_position_embeddings=state["positional_embedding"].shape[0],
         projection_dim=state["text_projection"].shape[1],
         hidden_act="quick_gelu",
