@@ -312,6 +312,19 @@ def test_missing_tokenizer_is_explained(resnet_checkpoint: Path, tmp_path: Path)
         DepthCLIP.from_resnet(str(resnet_checkpoint), tokenizer_source=str(tmp_path / "no_tokenizer"))
 
 
+def test_tokenizer_found_next_to_the_checkpoint(
+    resnet_checkpoint: Path, tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "RN50.pt").write_bytes(resnet_checkpoint.read_bytes())
+    for name in ("vocab.json", "merges.txt"):
+        (folder / name).write_bytes((tokenizer_dir / name).read_bytes())
+    model = DepthCLIP.from_spec(f"depthclip-rn50:{folder / 'RN50.pt'}")
+    reference = DepthCLIP.from_resnet(str(resnet_checkpoint), tokenizer_source=str(tokenizer_dir))
+    torch.testing.assert_close(model.text_features, reference.text_features)
+
+
 def test_unknown_spec_is_rejected() -> None:
     with pytest.raises(ValueError, match="depthclip-rn50"):
         DepthCLIP.from_spec("depthclip-rn101:x")

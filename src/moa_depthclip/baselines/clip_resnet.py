@@ -333,6 +333,9 @@ def rn50_download_hint(path: str | os.PathLike[str] = DEFAULT_RN50_PATH) -> str:
         f"    curl -L -o {path} {RN50_URL}\n"
         f"(the file `clip.load('RN50')` fetches; SHA-256 {RN50_SHA256}), copy it here and pass its "
         f"path, e.g. --model depthclip-rn50:{path}. An open_clip RN50 state dict works too. "
+        f"DepthCLIP also needs CLIP's tokenizer files once, next to the checkpoint:\n"
+        f"    huggingface-cli download openai/clip-vit-base-patch32 vocab.json merges.txt "
+        f"--local-dir {Path(path).parent}\n"
         f"To run without pretrained weights use depthclip-rn50:random (outputs are then marked as "
         f"coming from a randomly initialised model)."
     )

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -136,12 +137,24 @@ def load_tokenizer(source: str = DEFAULT_TOKENIZER) -> CLIPTokenizer:
     except (OSError, ValueError, TypeError) as error:
         raise WeightsNotFoundError(
             f"Could not load the CLIP tokenizer from '{source}' ({str(error).strip().splitlines()[0]}). "
-            f"DepthCLIP needs it once, to encode its prompts. The tokenizer files (vocab.json, "
-            f"merges.txt) come with every Hugging Face CLIP folder: on a machine with internet access run\n"
-            f"    huggingface-cli download {DEFAULT_TOKENIZER} --local-dir weights/clip-vit-base-patch32\n"
-            f"copy the folder here and pass it as the tokenizer source "
-            f"(e.g. --tokenizer weights/clip-vit-base-patch32)."
+            f"DepthCLIP needs it once, to encode its prompts; checkpoint files do not contain it. "
+            f"On a machine with internet access fetch its two files into the folder of your checkpoint:\n"
+            f"    huggingface-cli download {DEFAULT_TOKENIZER} vocab.json merges.txt --local-dir weights\n"
+            f"(they are then found next to weights/RN50.pt), or pass a folder holding them as the "
+            f"tokenizer source (any Hugging Face CLIP folder has them)."
         ) from error
+
+
+def tokenizer_source_for(checkpoint: str | Path) -> str:
+    """Where the tokenizer of a checkpoint *file* comes from when none is given: the file's folder
+    if it holds the tokenizer files (vocab.json + merges.txt, or tokenizer.json), else the hub id
+    ``DEFAULT_TOKENIZER`` (found offline when it is in the Hugging Face cache)."""
+    folder = Path(checkpoint).expanduser().parent
+    if (folder / "tokenizer.json").is_file() or (
+        (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
+    ):
+        return str(folder)
+    return DEFAULT_TOKENIZER
 
 
 def _byte_level_tokenizer() -> CLIPTokenizer:
@@ -287,14 +300,18 @@ class DepthCLIP(nn.Module):
         """DepthCLIP on a CLIP ViT: a hub id, a ``save_pretrained`` directory, an OpenAI/open_clip
         ViT checkpoint file, or ``"random"`` (ViT-B/32 shapes, or ``clip_config``).
 
-        The tokenizer comes from ``tokenizer_source``, else from the source itself, else from
-        ``DEFAULT_TOKENIZER``; random weights without a tokenizer source use the byte-level one.
+        The tokenizer comes from ``tokenizer_source``, else from the source itself (a checkpoint
+        file: its folder, see ``tokenizer_source_for``), else from ``DEFAULT_TOKENIZER``; random
+        weights without a tokenizer source use the byte-level one.
         """
         from moa_depthclip.clip_loading import load_clip
 
         config = config or DepthCLIPConfig()
         loaded = load_clip(source, clip_config=clip_config, tokenizer_source=tokenizer_source)
-        tokenizer = loaded.tokenizer or load_tokenizer(DEFAULT_TOKENIZER)
+        tokenizer = loaded.tokenizer
+        if tokenizer is None:
+            is_file = Path(source).expanduser().is_file()
+            tokenizer = load_tokenizer(tokenizer_source_for(source) if is_file else DEFAULT_TOKENIZER)
         clip = loaded.model.eval()
         text_features = encode_prompts(clip.text_model, clip.text_projection, tokenizer, config)
         encoder = ViTDenseEncoder(clip.vision_model, clip.visual_projection)
@@ -320,8 +337,9 @@ class DepthCLIP(nn.Module):
         or state dict), an open_clip state dict, or ``"random"`` (RN50 shapes unless
         ``architecture`` / ``text_config`` say otherwise).
 
-        Checkpoint files carry no tokenizer: it comes from ``tokenizer_source`` (default
-        ``DEFAULT_TOKENIZER``); random weights without one use the byte-level tokenizer.
+        Checkpoint files carry no tokenizer: it comes from ``tokenizer_source``, else from the
+        checkpoint's folder when the tokenizer files are there, else from ``DEFAULT_TOKENIZER``
+        (``tokenizer_source_for``); random weights without one use the byte-level tokenizer.
         """
         config = config or DepthCLIPConfig()
         if source == RANDOM:
@@ -330,7 +348,7 @@ class DepthCLIP(nn.Module):
             is_random = True
         else:
             clip = load_resnet_clip(source)
-            tokenizer = load_tokenizer(tokenizer_source or DEFAULT_TOKENIZER)
+            tokenizer = load_tokenizer(tokenizer_source or tokenizer_source_for(source))
             is_random = False
         text = clip.text
         text_features = encode_prompts(text.text_model, text.text_projection, tokenizer, config)
