@@ -1,0 +1,74 @@
+"""`moa-depthclip export --onnx OUT.onnx --model SPEC`: an ONNX graph checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from moa_depthclip.errors import UserFacingError
+
+# A graph whose depth differs from PyTorch's by more than this (relative) is reported as a failure.
+DEFAULT_TOLERANCE = 1e-3
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a depth model to ONNX (dynamic batch/height/width) and verify it against PyTorch",
+        description=(
+            "Export a depth model to ONNX: input 'images' float32 (B, 3, H, W) RGB in [0, 1] "
+            "(H, W multiples of 32), output 'depth' float32 (B, 1, H, W) metres. The graph is checked "
+            "with onnx.checker and its output compared with PyTorch on random images."
+        ),
+    )
+    parser.add_argument("--onnx", required=True, help="output .onnx file")
+    parser.add_argument("--model", required=True, help="model spec, e.g. a saved model folder or 'random'")
+    parser.add_argument("--height", type=int, default=480, help="trace height (default %(default)s)")
+    parser.add_argument("--width", type=int, default=640, help="trace width (default %(default)s)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default %(default)s)")
+    parser.add_argument("--static", action="store_true", help="fix batch 1 and H x W instead of dynamic axes")
+    parser.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="maximum relative depth error accepted in verification (default %(default)g)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from moa_depthclip.inference.export_onnx import OnnxDepthModel, compare_with_torch, export_onnx
+    from moa_depthclip.inference.loading import load_depth_model
+
+    if not args.onnx.lower().endswith(".onnx"):
+        raise UserFacingError(f"--onnx must name a .onnx file, got {args.onnx}")
+    model = load_depth_model(args.model, device="cpu")
+    if getattr(model, "is_random_init", False):
+        print(
+            "WARNING: exporting a RANDOMLY INITIALISED model (its depth is not meaningful).", file=sys.stderr
+        )
+    path = export_onnx(model, args.onnx, args.height, args.width, opset=args.opset, dynamic=not args.static)
+    size_mb = path.stat().st_size / 2**20
+    print(
+        f"wrote {path} ({size_mb:.1f} MiB, opset {args.opset}, {'static' if args.static else 'dynamic'} axes)"
+    )
+    if args.no_verify:
+        return 0
+    sizes = [(args.height, args.width)]
+    batches: tuple[int, ...] = (1,)
+    if not args.static:
+        sizes.append((args.height + 32, args.width - 32 if args.width > 32 else args.width + 32))
+        batches = (1, 2)
+    report = compare_with_torch(model, OnnxDepthModel(path), sizes, batches)
+    report.update({"sizes": [list(s) for s in sizes], "batch_sizes": list(batches)})
+    print("verification against PyTorch: " + json.dumps(report))
+    if report["max_rel_error"] > args.tolerance:
+        print(
+            f"error: ONNX output differs from PyTorch by {report['max_rel_error']:.2e} (relative) "
+            f"> tolerance {args.tolerance:g}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,236 @@
+"""`moa-depthclip predict`: metric depth for image files, folders and globs, written as files.
+
+One unreadable file does not stop the batch: it is reported by name, the others are processed, and
+the exit code is 1 at the end. Files in a folder that are not images (by extension) are skipped
+with a warning. File formats: see ``moa_depthclip.inference.outputs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from collections import Counter
+from pathlib import Path
+
+from moa_depthclip.errors import UserFacingError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from moa_depthclip.inference.outputs import DEFAULT_FORMATS, FORMATS
+    from moa_depthclip.inference.predict import DEFAULT_LONG_SIDE
+    from moa_depthclip.inference.visualize import COLORMAPS
+
+    parser = subparsers.add_parser(
+        "predict",
+        help="predict metric depth for images and write PNG/NPY/colour/side-by-side/PLY files",
+        description=(
+            "Predict metric depth (metres) for image files, folders and glob patterns. Per image it "
+            "writes <name>_depth.png (uint16 millimetres, clipped at 65.535 m), <name>_depth.npy "
+            "(float32 metres), <name>_depth_color.png (with a colour bar in metres), <name>_side.png "
+            "(image | depth) and optionally <name>.ply (point cloud)."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    parser.add_argument("--model", required=True, help="model spec (see `load_depth_model`) or an .onnx file")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--backend", choices=("torch", "onnx"), default=None, help="default: onnx for .onnx files, else torch"
+    )
+    parser.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
+    parser.add_argument(
+        "--formats",
+        default=",".join(DEFAULT_FORMATS),
+        help=f"comma-separated subset of {','.join(FORMATS)} (default: %(default)s)",
+    )
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument(
+        "--long-side",
+        type=int,
+        default=DEFAULT_LONG_SIDE,
+        help="working resolution: long side in pixels, aspect kept, multiples of 32 (default %(default)s)",
+    )
+    size.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="fixed working size")
+    parser.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
+    parser.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    parser.add_argument("--cmap", choices=COLORMAPS, default="lumen", help="colour map (default %(default)s)")
+    parser.add_argument("--vmin", type=float, help="colour range minimum in metres (default: per image)")
+    parser.add_argument("--vmax", type=float, help="colour range maximum in metres (default: per image)")
+    for name in ("fx", "fy", "cx", "cy"):
+        parser.add_argument(f"--{name}", type=float, help="camera intrinsics in pixels for .ply")
+    parser.add_argument("--ply-ascii", action="store_true", help="write ASCII instead of binary PLY")
+    parser.set_defaults(func=run)
+
+
+def collect_inputs(
+    inputs: list[str], recursive: bool
+) -> tuple[list[tuple[Path, Path]], list[Path], list[str]]:
+    """Expand INPUTs into (file, output sub-path) pairs, non-image files skipped, unmatched inputs.
+
+    A folder's images keep their relative sub-folders under the output folder, so that equal file
+    names in different folders do not overwrite each other.
+    """
+    files: list[tuple[Path, Path]] = []
+    skipped: list[Path] = []
+    unmatched: list[str] = []
+    for text in inputs:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for item in sorted(p for p in path.glob(pattern) if p.is_file()):
+                if item.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append((item, item.relative_to(path).with_suffix("")))
+                elif not item.name.startswith("."):
+                    skipped.append(item)
+        elif path.is_file():
+            files.append((path, Path(path.stem)))
+        elif glob.has_magic(text):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=recursive) if Path(m).is_file())
+            if not matches:
+                unmatched.append(text)
+            for item in matches:
+                if item.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append((item, Path(item.stem)))
+                else:
+                    skipped.append(item)
+        else:
+            unmatched.append(text)
+    return _unique_names(files), skipped, unmatched
+
+
+def _unique_names(files: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """Make output names unique (``a.jpg`` and ``a.png`` become ``a`` and ``a_png``)."""
+    seen: set[str] = set()
+    unique = []
+    for source, name in dict.fromkeys(files):
+        candidate = name
+        if str(candidate).lower() in seen:
+            candidate = name.with_name(f"{name.name}_{source.suffix.lstrip('.').lower()}")
+            counter = 2
+            while str(candidate).lower() in seen:
+                candidate = name.with_name(f"{name.name}_{counter}")
+                counter += 1
+        seen.add(str(candidate).lower())
+        unique.append((source, candidate))
+    return unique
+
+
+def _parse_formats(text: str) -> tuple[str, ...]:
+    from moa_depthclip.inference.outputs import FORMATS
+
+    formats = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in formats if name not in FORMATS]
+    if unknown or not formats:
+        raise UserFacingError(f"unknown --formats {unknown or text!r}; choose from {','.join(FORMATS)}")
+    return formats
+
+
+def _intrinsics(args: argparse.Namespace) -> object | None:
+    from moa_depthclip.inference.outputs import Intrinsics
+
+    values = [args.fx, args.fy, args.cx, args.cy]
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise UserFacingError("give all of --fx --fy --cx --cy, or none (NYU intrinsics scaled to the image)")
+    return Intrinsics(*values)
+
+
+def load_backend(spec: str, backend: str | None, device: str) -> object:
+    """The model to predict with: a torch model from ``load_depth_model`` or an ONNX Runtime session."""
+    if backend == "onnx" or (backend is None and spec.lower().endswith(".onnx")):
+        from moa_depthclip.inference.export_onnx import OnnxDepthModel
+
+        return OnnxDepthModel(spec)
+    from moa_depthclip.inference.loading import load_depth_model
+
+    return load_depth_model(spec, device=device)
+
+
+RANDOM_BANNER = (
+    "!" * 78 + "\n!! WARNING: this model has RANDOMLY INITIALISED weights: the depth maps are not\n"
+    "!! meaningful. Use a trained model folder or hub id for real predictions.\n" + "!" * 78
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from moa_depthclip.data.io import load_rgb
+    from moa_depthclip.errors import DataError
+    from moa_depthclip.inference.outputs import write_outputs
+    from moa_depthclip.inference.predict import predict_depth
+
+    formats = _parse_formats(args.formats)
+    intrinsics = _intrinsics(args)
+    files, skipped, unmatched = collect_inputs(args.inputs, args.recursive)
+    for item in skipped:
+        print(f"warning: skipping {item}: not an image file", file=sys.stderr)
+    for text in unmatched:
+        print(f"error: {text}: no such file, folder or matching glob", file=sys.stderr)
+    if not files:
+        raise UserFacingError("no image files to process (check the INPUT paths and --recursive)")
+
+    model = load_backend(args.model, args.backend, args.device)
+    random_init = bool(getattr(model, "is_random_init", False))
+    if random_init:
+        print(RANDOM_BANNER, file=sys.stderr)
+
+    options = {"flip": args.flip, "long_side": args.long_side}
+    if args.input_size:
+        options["input_size"] = tuple(args.input_size)
+    counts: Counter[str] = Counter()
+    failures: list[tuple[Path, str]] = []
+    for source, name in tqdm(files, desc="predict", unit="img", file=sys.stderr):
+        try:
+            image = load_rgb(source)
+            depth = predict_depth(model, image, **options)
+            written = write_outputs(
+                args.out / name,
+                image,
+                depth,
+                formats,
+                cmap=args.cmap,
+                vmin=args.vmin,
+                vmax=args.vmax,
+                intrinsics=intrinsics,
+                ply_binary=not args.ply_ascii,
+            )
+        except (DataError, OSError) as error:
+            failures.append((source, str(error)))
+            tqdm.write(f"error: {source}: {error}", file=sys.stderr)
+            continue
+        counts.update(written.keys())
+
+    print(summary(args.out, len(files), counts, failures, skipped, unmatched, random_init))
+    return 1 if failures or unmatched else 0
+
+
+def summary(
+    out: Path,
+    total: int,
+    counts: Counter[str],
+    failures: list[tuple[Path, str]],
+    skipped: list[Path],
+    unmatched: list[str],
+    random_init: bool,
+) -> str:
+    """What was written, per kind, and what went wrong."""
+    from moa_depthclip.inference.outputs import SUFFIXES
+
+    lines = [f"Processed {total - len(failures)} of {total} images; output folder: {out}"]
+    for name, count in counts.items():
+        lines.append(f"  {name:<6} {count:>5} file(s)  *{SUFFIXES[name]}")
+    lines.append(f"  total  {sum(counts.values()):>5} file(s)")
+    if skipped:
+        lines.append(f"Skipped {len(skipped)} non-image file(s).")
+    if unmatched:
+        lines.append(f"{len(unmatched)} input(s) matched nothing: {', '.join(unmatched)}")
+    if failures:
+        lines.append(f"FAILED {len(failures)} image(s):")
+        lines.extend(f"  {path}: {message}" for path, message in failures)
+    if random_init:
+        lines.append("WARNING: predictions come from a RANDOMLY INITIALISED model and are not meaningful.")
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""ONNX export of any depth model, and an ONNX Runtime backend that the predict path can run.
+
+The graph takes ``images`` (B, 3, H, W) float32 RGB in [0, 1] (CLIP normalisation is inside, as in
+PyTorch) and returns ``depth`` (B, 1, H, W) in metres. Batch, height and width are dynamic (H and W
+must stay multiples of 32); ``dynamic=False`` fixes the export size instead.
+
+Exporter: the TorchScript-based ``torch.onnx.export(..., dynamo=False)``. It traces the position-
+embedding interpolation of transformers' CLIP with symbolic sizes, so one graph serves every input
+size. The ``torch.export`` (dynamo) exporter currently fails on this model's shape guards (an
+"invalid ranges" error when H and W are declared as 32 * Dim), so it is not used.
+
+Numerical agreement with PyTorch (float32, CPU): see docs/inference.md; ``compare_with_torch``
+measures it for a given model and sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from moa_depthclip.errors import CheckpointError, UserFacingError, WeightsNotFoundError
+from moa_depthclip.inference.predict import DepthPredictorMixin
+from moa_depthclip.model.outputs import DepthOutput
+
+DEFAULT_OPSET = 17
+INPUT_NAME = "images"
+OUTPUT_NAME = "depth"
+META_RANDOM_INIT = "moa_depthclip.random_init"
+META_MODEL = "moa_depthclip.model"
+
+
+class OnnxExportError(UserFacingError, RuntimeError):
+    """The model could not be exported (or the exported graph failed its checks)."""
+
+
+class _DepthOnly(nn.Module):
+    """The model with its output reduced to the depth tensor (ONNX graphs return tensors)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        output = self.model(images)
+        return output.depth if hasattr(output, "depth") else output
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    height: int = 480,
+    width: int = 640,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic: bool = True,
+    batch_size: int = 1,
+) -> Path:
+    """Export ``model`` to ``path`` (traced at ``height`` x ``width``) and check the graph with onnx.
+
+    Returns the path. The model is exported in float32 on the CPU; the original is left untouched
+    (its device and training mode are restored).
+    """
+    import onnx
+
+    if height % 32 or width % 32 or height <= 0 or width <= 0:
+        raise OnnxExportError(f"export size {height}x{width} must be positive multiples of 32")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parameter = next(model.parameters(), None)
+    original_device = parameter.device if parameter is not None else torch.device("cpu")
+    was_training = model.training
+    model.to("cpu").eval()
+    example = torch.rand(batch_size, 3, height, width, generator=torch.Generator().manual_seed(0))
+    axes = {0: "batch", 2: "height", 3: "width"}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer notes about Python-side shape checks
+            torch.onnx.export(
+                _DepthOnly(model),
+                (example,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes} if dynamic else None,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+    except Exception as error:
+        raise OnnxExportError(f"ONNX export failed: {type(error).__name__}: {error}") from error
+    finally:
+        model.to(original_device).train(was_training)
+
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph, full_check=True)
+    _set_metadata(
+        graph,
+        {
+            META_RANDOM_INIT: str(bool(getattr(model, "is_random_init", False))).lower(),
+            META_MODEL: type(model).__name__,
+            "input": "images: float32 (B, 3, H, W) RGB in [0, 1], H and W multiples of 32",
+            "output": "depth: float32 (B, 1, H, W) metres",
+        },
+    )
+    onnx.save(graph, str(path))
+    return path
+
+
+def _set_metadata(graph: Any, values: dict[str, str]) -> None:
+    del graph.metadata_props[:]
+    for key, value in values.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+class OnnxDepthModel(DepthPredictorMixin):
+    """An exported graph run by ONNX Runtime, callable like a depth model (tensor in, DepthOutput out).
+
+    ``predict(images)`` / ``predict_depth(onnx_model, images)`` work exactly as for PyTorch models.
+    A graph exported with fixed sizes reports them in ``fixed_input_size`` (the predict path then
+    resizes to that size) and is run one image at a time when its batch size is fixed.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise WeightsNotFoundError(f"ONNX model not found: {path}")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:
+            raise CheckpointError(f"{path} is not a usable ONNX model ({error})") from error
+        self.path = path
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.is_random_init = metadata.get(META_RANDOM_INIT, "false") == "true"
+        self.model_name = metadata.get(META_MODEL, "unknown")
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        fixed = all(isinstance(v, int) for v in shape[2:])
+        self.fixed_input_size: tuple[int, int] | None = (shape[2], shape[3]) if fixed else None
+
+    def __call__(self, images: torch.Tensor) -> DepthOutput:
+        array = images.detach().cpu().float().numpy()
+        if self.fixed_batch is not None and array.shape[0] != self.fixed_batch:
+            parts = [self._run(array[i : i + 1]) for i in range(array.shape[0])]
+            depth = np.concatenate(parts, axis=0)
+        else:
+            depth = self._run(array)
+        return DepthOutput(depth=torch.from_numpy(depth))
+
+    def _run(self, array: np.ndarray) -> np.ndarray:
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(array)})[0]
+
+
+def compare_with_torch(
+    model: nn.Module,
+    onnx_model: OnnxDepthModel,
+    sizes: list[tuple[int, int]],
+    batch_sizes: tuple[int, ...] = (1, 2),
+    seed: int = 0,
+) -> dict[str, float]:
+    """Max absolute (m) and relative error of the ONNX graph against PyTorch on random images."""
+    generator = torch.Generator().manual_seed(seed)
+    worst_abs, worst_rel = 0.0, 0.0
+    model = model.eval()
+    for height, width in sizes:
+        for batch in batch_sizes:
+            images = torch.rand(batch, 3, height, width, generator=generator)
+            with torch.no_grad():
+                reference = _DepthOnly(model)(images).float().numpy()
+            exported = onnx_model(images).depth.numpy()
+            if exported.shape != reference.shape:
+                raise OnnxExportError(f"ONNX output shape {exported.shape} != PyTorch {reference.shape}")
+            difference = np.abs(exported - reference)
+            worst_abs = max(worst_abs, float(difference.max()))
+            worst_rel = max(worst_rel, float((difference / np.maximum(np.abs(reference), 1e-6)).max()))
+    return {"max_abs_error_m": worst_abs, "max_rel_error": worst_rel}

@@ -1,0 +1,137 @@
+"""One string names any depth model: ``load_depth_model(spec)`` for the evaluate/predict/export CLIs.
+
+Specs, checked in this order:
+
+=================================  ===============================================================
+``constant:VALUE``                 constant-depth baseline (VALUE metres everywhere)
+``depthclip-vit[:SOURCE]``         DepthCLIP zero-shot on a CLIP ViT (hub id, folder, file, random)
+``depthclip-rn50[:SOURCE]``        DepthCLIP zero-shot on CLIP ResNet-50 (checkpoint file, random)
+``random``                         MoA-DepthCLIP, ViT-B/32 shapes, random weights (tries the pipeline)
+a ``save_pretrained`` folder       MoA-DepthCLIP (config.json + model.safetensors)
+a training run directory           its best (else final, else latest) saved model folder
+``owner/name``                     a MoA-DepthCLIP on the Hugging Face hub (or in the local cache)
+=================================  ===============================================================
+
+Every model comes back in eval mode on ``device`` with an ``is_random_init`` attribute, so callers
+can warn when predictions come from untrained weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from moa_depthclip.errors import UserFacingError, WeightsNotFoundError
+from moa_depthclip.inference.hub import is_saved_model_dir
+
+# Sub-folders of a training run that hold a saved model, in order of preference.
+RUN_MODEL_FOLDERS = (
+    "best",
+    "best_model",
+    "final",
+    "final_model",
+    "model",
+    "checkpoints/best",
+    "checkpoints/final",
+)
+
+SPEC_HELP = (
+    "constant:VALUE, depthclip-vit[:SOURCE], depthclip-rn50[:SOURCE], random, a saved model folder, "
+    "a training run directory, or a Hugging Face hub id (owner/name)"
+)
+
+
+class UnknownModelSpecError(UserFacingError, ValueError):
+    """The model spec names nothing this package can load."""
+
+
+def load_depth_model(spec: str, device: str = "cpu") -> nn.Module:
+    """Build or load the depth model named by ``spec`` (see the module docstring), in eval mode."""
+    spec = spec.strip()
+    if not spec:
+        raise UnknownModelSpecError(f"empty model spec; use one of: {SPEC_HELP}")
+    model = _load(spec)
+    if not hasattr(model, "is_random_init"):
+        model.is_random_init = False  # type: ignore[attr-defined]
+    return model.to(device).eval()
+
+
+def _load(spec: str) -> nn.Module:
+    name, _, argument = spec.partition(":")
+    if name == "constant":
+        return _constant(argument, spec)
+    if name in ("depthclip-vit", "depthclip-rn50"):
+        from moa_depthclip.baselines.depthclip import DepthCLIP
+
+        return DepthCLIP.from_spec(spec)
+    if spec == "random":
+        return random_moa_depthclip()
+
+    from moa_depthclip.model.moa_depthclip import MoADepthCLIP
+
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return MoADepthCLIP.from_pretrained(str(find_saved_model(path)))
+    if path.exists():
+        raise UnknownModelSpecError(
+            f"{spec} is a file; a model is a saved model folder (config.json + model.safetensors). "
+            f"ONNX files run with --backend onnx. Known specs: {SPEC_HELP}"
+        )
+    if _looks_like_hub_id(spec):
+        return MoADepthCLIP.from_pretrained(spec)
+    if spec.startswith((".", "/", "~")) or "/" in spec or "\\" in spec:
+        raise WeightsNotFoundError(f"model folder not found: {spec}")
+    raise UnknownModelSpecError(f"unknown model '{spec}'; use one of: {SPEC_HELP}")
+
+
+def random_moa_depthclip() -> nn.Module:
+    """MoA-DepthCLIP with ViT-B/32 shapes and random weights (marked ``is_random_init``)."""
+    from moa_depthclip.config import BackboneConfig, ModelConfig
+    from moa_depthclip.model.moa_depthclip import MoADepthCLIP
+
+    return MoADepthCLIP.from_clip(ModelConfig(backbone=BackboneConfig(source="random")))
+
+
+def find_saved_model(directory: Path) -> Path:
+    """The saved model folder inside ``directory``: itself, a known run sub-folder, or the newest one.
+
+    A training run directory holds its models in sub-folders; ``best`` wins over ``final``; failing
+    those, the most recently written saved model folder found below the run is used.
+    """
+    if is_saved_model_dir(directory):
+        return directory
+    for name in RUN_MODEL_FOLDERS:
+        if is_saved_model_dir(directory / name):
+            return directory / name
+    candidates = [
+        config.parent for config in directory.rglob("config.json") if is_saved_model_dir(config.parent)
+    ]
+    if candidates:
+        return max(candidates, key=lambda folder: (folder / "model.safetensors").stat().st_mtime)
+    raise WeightsNotFoundError(
+        f"{directory} holds no saved model: expected config.json + model.safetensors in it or in one of "
+        f"its sub-folders ({', '.join(RUN_MODEL_FOLDERS[:4])}, ...)"
+    )
+
+
+def _constant(argument: str, spec: str) -> nn.Module:
+    try:
+        value = float(argument)
+    except ValueError:
+        raise UnknownModelSpecError(
+            f"'{spec}': constant needs a depth in metres, e.g. constant:2.5"
+        ) from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise UnknownModelSpecError(
+            f"'{spec}': the constant depth must be a positive finite number of metres"
+        )
+    from moa_depthclip.baselines import constant
+
+    model_class = getattr(constant, "ConstantDepth", None) or constant.ConstantDepthModel
+    return model_class(value)
+
+
+def _looks_like_hub_id(spec: str) -> bool:
+    parts = spec.split("/")
+    return len(parts) == 2 and all(parts) and not spec.startswith((".", "~")) and " " not in spec
