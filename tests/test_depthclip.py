@@ -187,6 +187,20 @@ def test_resnet_depth_matches_direct_computation(
 
 
 @torch.no_grad()
+def test_resnet_attention_features_are_the_all_query_attention_pool() -> None:
+    model = DepthCLIP.from_resnet(
+        "random",
+        DepthCLIPConfig(resnet_features="attention"),
+        architecture=TINY_RESNET,
+        text_config=CLIPTextConfig(**TEXT, projection_dim=RESNET_EMBED),
+    )
+    x = images(1)
+    resnet = model.encoder.resnet
+    expected = F.normalize(resnet.attnpool.attend_all(resnet.feature_map(normalise(x))), dim=1)
+    torch.testing.assert_close(model.dense_features(x), expected)
+
+
+@torch.no_grad()
 def test_custom_prompts_bins_and_temperature(vit_dir: Path, tokenizer_dir: Path) -> None:
     config = DepthCLIPConfig(
         templates=("This {obj} is {distance}", "A {obj} that is {distance}"),

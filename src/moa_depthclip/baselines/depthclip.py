@@ -32,6 +32,7 @@ from moa_depthclip.baselines.clip_resnet import (
     load_resnet_clip,
     random_resnet_clip,
 )
+from moa_depthclip.clip_loading import load_clip
 from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
 from moa_depthclip.errors import CheckpointError, InputSizeError, WeightsNotFoundError
 from moa_depthclip.model.outputs import DepthOutput
@@ -304,8 +305,6 @@ class DepthCLIP(nn.Module):
         file: its folder, see ``tokenizer_source_for``), else from ``DEFAULT_TOKENIZER``; random
         weights without a tokenizer source use the byte-level one.
         """
-        from moa_depthclip.clip_loading import load_clip
-
         config = config or DepthCLIPConfig()
         loaded = load_clip(source, clip_config=clip_config, tokenizer_source=tokenizer_source)
         tokenizer = loaded.tokenizer
