@@ -63,6 +63,9 @@ def export_onnx(
 ) -> Path:
     """Export ``model`` to ``path`` (traced at ``height`` x ``width``) and check the graph with onnx.
 
+    Dynamic exports are traced at a non-square size (``width + 32`` when H == W) so that the graph
+    keeps CLIP's position-embedding interpolation for every size.
+
     Returns the path. The model is exported in float32 on the CPU; the original is left untouched
     (its device and training mode are restored).
     """
@@ -76,6 +79,10 @@ def export_onnx(
     original_device = parameter.device if parameter is not None else torch.device("cpu")
     was_training = model.training
     model.to("cpu").eval()
+    if dynamic and height == width:
+        # CLIP skips position-embedding interpolation at its native (square) size; tracing there
+        # would bake that size into the graph. A non-square trace keeps the interpolation symbolic.
+        width += 32
     example = torch.rand(batch_size, 3, height, width, generator=torch.Generator().manual_seed(0))
     axes = {0: "batch", 2: "height", 3: "width"}
     try:

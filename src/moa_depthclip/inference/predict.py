@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -82,11 +83,9 @@ def _pil_to_rgb(image: Image.Image) -> np.ndarray:
 
 
 def _array_to_rgb(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
     if array.ndim == 2:
         array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (3, 4) or 0 in array.shape:
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or 0 in array.shape:
         raise DataError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image array, got shape {array.shape}")
     if array.dtype == np.uint8:
         rgb, alpha, peak = array, None, 255.0
@@ -152,7 +151,10 @@ def _to_model_tensor(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
         if rgb.shape[:2] != (height, width):
             rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
         return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-    view = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
+    array = np.ascontiguousarray(rgb, dtype=np.float32)
+    with warnings.catch_warnings():  # read-only views are fine: the tensor is only read
+        warnings.simplefilter("ignore", UserWarning)
+        view = torch.from_numpy(array).permute(2, 0, 1)[None]
     if tuple(view.shape[-2:]) != (height, width):
         shrinking = height < view.shape[-2] or width < view.shape[-1]
         view = F.interpolate(
