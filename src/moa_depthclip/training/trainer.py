@@ -1,0 +1,473 @@
+"""The training loop: composite loss, AdamW + warm-up/cosine, clipping, accumulation, bf16, DDP,
+checkpoints with exact resume, best-model tracking, TensorBoard and progress bars.
+
+Exactness: the data order and augmentation are functions of (seed, epoch, index) (see
+``training.data``), the checkpoint holds the optimizer, scheduler, every process's RNG state and the
+data position (epoch, step within the epoch), so N steps + resume + N steps equals 2N steps.
+
+Run directory::
+
+    train_config.yaml     the full configuration of the run
+    checkpoints/          resumable checkpoints (see ``training.checkpoint``)
+    final/ best/          ``save_pretrained`` folders: load with ``MoADepthCLIP.from_pretrained``
+    best.json             the validation metrics of ``best/``
+    metrics.jsonl         one JSON line per logged step / validation (the curves of the report)
+    tensorboard/          scalars (loss terms, learning rates, throughput, validation) and panels
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from moa_depthclip.config import ModelConfig
+from moa_depthclip.model.moa_depthclip import MoADepthCLIP
+from moa_depthclip.training import checkpoint as ckpt
+from moa_depthclip.training import distributed
+from moa_depthclip.training.config import TrainConfig
+from moa_depthclip.training.data import (
+    ShardedBatchSampler,
+    build_datasets,
+    collate,
+    seeded_generator,
+    training_view,
+)
+from moa_depthclip.training.losses import CompositeLoss
+from moa_depthclip.training.optim import build_optimizer, build_scheduler
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    random_init: bool
+    best: dict[str, Any] | None
+    last_validation: dict[str, float] | None
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def set_threads(threads: int | None, local_world_size: int = 1) -> int:
+    """One compute thread per core, shared out among the processes of this machine."""
+    count = threads if threads else max(1, (os.cpu_count() or 1) // max(1, local_world_size))
+    torch.set_num_threads(count)
+    return count
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "bf16":
+        return True
+    if precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def save_model_folder(model: MoADepthCLIP, folder: Path) -> None:
+    """``save_pretrained`` into a temporary sibling, then swap it into place (never half-written)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        model.save_pretrained(tmp)
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+            os.replace(folder, old / folder.name)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class Trainer:
+    """Build everything from a :class:`TrainConfig` and run it with :meth:`train`.
+
+    ``model`` overrides building from ``config.model`` (e.g. the demo's choice of CLIP weights);
+    ``resume`` is None, ``"auto"`` or a checkpoint / run directory path.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | Path,
+        resume: str | None = None,
+        model: MoADepthCLIP | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.dist = distributed.setup(config.run.device)
+        self.log = log if self.dist.is_main else (lambda message: None)
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
+        self.threads = set_threads(config.run.threads, local_world)
+        self.device = self.dist.device
+        self.bf16 = use_bf16(config.run.precision, self.device)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+        found = ckpt.resolve_resume(resume, self.run_dir) if (resume and self.dist.is_main) else None
+        found = distributed.broadcast_object(str(found) if found else None, self.dist)
+        checkpoint = ckpt.load_checkpoint(found) if found else None
+        if resume and checkpoint is None:
+            self.log(f"no checkpoint in {self.run_dir} yet: starting a new run")
+
+        seed_everything(config.run.seed)
+        self.model = self._build_model(model, checkpoint).to(self.device)
+        config.model = self.model.config  # records the CLIP shape actually used
+        config.loss.max_depth = self.model.config.head.max_depth
+        self.loss = CompositeLoss(config.loss, self.model.head.edges).to(self.device)
+        self.train_model: nn.Module = self.model
+        if self.dist.distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
+
+        train_base, self.val_set = build_datasets(config.data)
+        self.train_set = training_view(train_base, config.data, config.run.seed)
+        self.sampler = ShardedBatchSampler(
+            len(self.train_set),
+            config.data.batch_size,
+            self.dist.world_size,
+            self.dist.rank,
+            config.optim.accumulation_steps,
+            config.run.seed,
+        )
+        self.optimizer = build_optimizer(self.model, config.optim)
+        self.scheduler = build_scheduler(self.optimizer, config.run.max_steps, config.optim)
+        self.step, self.epoch, self.step_in_epoch = 0, 0, 0
+        self.best: dict[str, Any] | None = None
+        self.last_validation: dict[str, float] | None = None
+        self.history: list[dict[str, Any]] = []
+        self._writer: Any = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        elif self.dist.is_main:
+            (self.run_dir / "train_config.yaml").write_text(config.to_yaml())
+
+    # ---------------------------------------------------------------------------------------------
+    # construction and restore
+
+    def _build_model(self, model: MoADepthCLIP | None, checkpoint: ckpt.Checkpoint | None) -> MoADepthCLIP:
+        if checkpoint is not None:
+            built = MoADepthCLIP(ModelConfig.from_dict(checkpoint.config["model"]))
+            built.load_state_dict(checkpoint.model_state)
+            return built
+        if model is not None:
+            return model
+        return MoADepthCLIP.from_clip(self.config.model)
+
+    def _restore(self, checkpoint: ckpt.Checkpoint) -> None:
+        state = checkpoint.state
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        data = state["data"]
+        if data["global_batch"] != self.sampler.global_batch or data["sampler_seed"] != self.sampler.seed:
+            self.log(
+                "warning: the global batch or seed changed since the checkpoint; the data order "
+                "continues from the same epoch but is not the one of an uninterrupted run"
+            )
+        self.step, self.epoch, self.step_in_epoch = state["step"], data["epoch"], data["step_in_epoch"]
+        if self.step_in_epoch >= self.sampler.steps_per_epoch:
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.best = state.get("best")
+        rng = state["rng"]
+        if len(rng) == self.dist.world_size:
+            ckpt.set_rng_state(rng[self.dist.rank])
+        else:
+            self.log(
+                f"warning: checkpoint from {len(rng)} processes, now {self.dist.world_size}: RNG reseeded"
+            )
+            seed_everything(self.config.run.seed + self.step * 1000 + self.dist.rank)
+        if self.dist.is_main:
+            _truncate_metrics(self.run_dir / "metrics.jsonl", self.step)
+        self.log(f"resumed from {checkpoint.path} at step {self.step} (epoch {self.epoch})")
+
+    # ---------------------------------------------------------------------------------------------
+    # the loop
+
+    def train(self, stop_at_step: int | None = None) -> TrainResult:
+        """Train to ``run.max_steps`` (or stop early at ``stop_at_step``, e.g. to test resuming)."""
+        config = self.config
+        started = time.perf_counter()
+        end = min(config.run.max_steps, stop_at_step) if stop_at_step is not None else config.run.max_steps
+        self.train_model.train()
+        self.log(self._describe())
+        progress = self._progress_bar(end)
+        window_start, window_images = time.perf_counter(), 0
+        images_per_step = self.sampler.global_batch
+        while self.step < end:
+            self.sampler.set_position(self.epoch, self.step_in_epoch)
+            loader = DataLoader(
+                self.train_set,
+                batch_sampler=self.sampler,
+                num_workers=config.data.num_workers,
+                collate_fn=collate,
+                generator=seeded_generator(config.run.seed, self.epoch, 1),
+                pin_memory=self.device.type == "cuda",
+            )
+            batches = iter(loader)
+            epoch_ended = False
+            while self.step < end and not epoch_ended:
+                terms, names = self._optimizer_step(batches)
+                self.step += 1
+                self.step_in_epoch += 1
+                window_images += images_per_step
+                if self.step_in_epoch >= self.sampler.steps_per_epoch:
+                    self.epoch, self.step_in_epoch, epoch_ended = self.epoch + 1, 0, True
+                record = {"step": self.step, "epoch": self.epoch, "names": names, **terms}
+                self.history.append(record)
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{terms['total']:.3f}", epoch=self.epoch)
+                if self.step % config.run.log_every == 0 or self.step == end:
+                    elapsed = time.perf_counter() - window_start
+                    self._log_scalars(terms, window_images / max(elapsed, 1e-9))
+                    window_start, window_images = time.perf_counter(), 0
+                if config.run.image_every and self.step % config.run.image_every == 0:
+                    self._log_panels()
+                due_val = (config.run.val_every and self.step % config.run.val_every == 0) or (
+                    not config.run.val_every and epoch_ended
+                )
+                if due_val and self.step < config.run.max_steps:
+                    self._validate()
+                due_ckpt = (config.run.checkpoint_every and self.step % config.run.checkpoint_every == 0) or (
+                    not config.run.checkpoint_every and epoch_ended
+                )
+                if due_ckpt and self.step < end:
+                    self.save_checkpoint()
+            del batches, loader
+        if progress is not None:
+            progress.close()
+        if self.step >= config.run.max_steps:
+            self._finish()
+        else:
+            self.save_checkpoint()
+        if self._writer is not None:
+            self._writer.flush()
+        return TrainResult(
+            run_dir=self.run_dir,
+            steps=self.step,
+            random_init=self.model.is_random_init,
+            best=self.best,
+            last_validation=self.last_validation,
+            seconds=time.perf_counter() - started,
+            history=self.history,
+        )
+
+    def _optimizer_step(self, batches: Any) -> tuple[dict[str, float], list[str]]:
+        """Accumulate ``accumulation_steps`` micro-batches, clip, step; returns mean loss terms."""
+        accumulation = self.config.optim.accumulation_steps
+        sums: dict[str, float] = {}
+        names: list[str] = []
+        for micro in range(accumulation):
+            batch = next(batches)
+            images = batch["image"].to(self.device, non_blocking=True)
+            depth = batch["depth"].to(self.device, non_blocking=True)
+            names.extend(batch["name"])
+            sync = micro == accumulation - 1 or not self.dist.distributed
+            context = contextlib.nullcontext() if sync else self.train_model.no_sync()
+            with context:
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    output = self.train_model(images)
+                total, terms = self.loss(output, depth)
+                (total / accumulation).backward()
+            for name, value in {"total": total, **terms}.items():
+                sums[name] = sums.get(name, 0.0) + float(value.detach()) / accumulation
+        clip = self.config.optim.grad_clip
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, clip if clip > 0 else math.inf)
+        sums["grad_norm"] = float(grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return sums, names
+
+    # ---------------------------------------------------------------------------------------------
+    # validation, checkpoints, final model
+
+    def _validate(self) -> dict[str, float] | None:
+        metrics = None
+        if self.dist.is_main and len(self.val_set) > 0:
+            from moa_depthclip.training.validation import validate
+
+            metrics = validate(self.model, self.val_set, self.config.data.val_protocol, self.device)
+            self.last_validation = metrics
+            self._write_metrics({"step": self.step, **{f"val/{k}": v for k, v in metrics.items()}})
+            writer = self._tensorboard()
+            if writer is not None:
+                for name, value in metrics.items():
+                    writer.add_scalar(f"val/{name}", value, self.step)
+            self._update_best(metrics)
+            shown = ", ".join(f"{k} {metrics[k]:.3f}" for k in ("abs_rel", "delta1", "rmse") if k in metrics)
+            self.log(f"step {self.step}: validation {shown}")
+        self.best = distributed.broadcast_object(self.best, self.dist)
+        distributed.barrier(self.dist)
+        return metrics
+
+    def _update_best(self, metrics: dict[str, float]) -> None:
+        name, mode = self.config.run.best_metric, self.config.run.best_mode
+        value = metrics.get(name)
+        if value is None or not math.isfinite(value):
+            return
+        better = self.best is None or (
+            value < self.best["value"] if mode == "min" else value > self.best["value"]
+        )
+        if better:
+            self.best = {"metric": name, "value": value, "step": self.step, "metrics": metrics}
+            save_model_folder(self.model, self.run_dir / "best")
+            ckpt.atomic_write_text(self.run_dir / "best.json", json.dumps(self.best, indent=2) + "\n")
+
+    def save_checkpoint(self) -> Path | None:
+        """Write a resumable checkpoint (rank 0 writes; every rank contributes its RNG state)."""
+        rng = distributed.gather_objects(ckpt.rng_state(), self.dist)
+        path = None
+        if self.dist.is_main:
+            state = {
+                "step": self.step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": rng,
+                "data": {
+                    "epoch": self.epoch,
+                    "step_in_epoch": self.step_in_epoch,
+                    "sampler_seed": self.sampler.seed,
+                    "global_batch": self.sampler.global_batch,
+                    "world_size": self.dist.world_size,
+                },
+                "best": self.best,
+            }
+            config = {"model": self.model.config.to_dict(), "train": self.config.to_dict()}
+            path = ckpt.save_checkpoint(
+                self.run_dir, self.step, self.model, config, state, keep=self.config.run.keep_checkpoints
+            )
+        distributed.barrier(self.dist)
+        return path
+
+    def _finish(self) -> None:
+        self._validate()
+        self.save_checkpoint()
+        if self.dist.is_main:
+            save_model_folder(self.model, self.run_dir / "final")
+            if self.best is None:  # no usable validation: the final model is the best we have
+                save_model_folder(self.model, self.run_dir / "best")
+        distributed.barrier(self.dist)
+
+    # ---------------------------------------------------------------------------------------------
+    # logging
+
+    def _describe(self) -> str:
+        report = self.model.parameter_report()
+        weights = (
+            "RANDOM initialisation (no pretrained CLIP found)"
+            if self.model.is_random_init
+            else "pretrained CLIP"
+        )
+        return (
+            f"training MoA-DepthCLIP ({weights}); trainable {report['trainable_parameters']:,} of "
+            f"{report['total_parameters']:,} parameters; {len(self.train_set)} training samples, "
+            f"global batch {self.sampler.global_batch} ({self.dist.world_size} process(es)), "
+            f"{self.sampler.steps_per_epoch} steps/epoch, {self.config.run.max_steps} steps; device "
+            f"{self.device}, {'bf16' if self.bf16 else 'fp32'}, {self.threads} thread(s)"
+        )
+
+    def _progress_bar(self, end: int) -> Any:
+        if not (self.dist.is_main and self.config.run.progress):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=end, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+
+    def _tensorboard(self) -> Any:
+        if not self.dist.is_main:
+            return None
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.step + 1)
+        return self._writer
+
+    def _log_scalars(self, terms: dict[str, float], images_per_second: float) -> None:
+        if not self.dist.is_main:
+            return
+        lrs = {
+            f"lr/{g['name']}": g["lr"]
+            for g in self.optimizer.param_groups
+            if not g["name"].endswith("_no_decay")
+        }
+        losses = {f"loss/{k}": v for k, v in terms.items() if k != "grad_norm"}
+        record = {"step": self.step, **losses, "grad_norm": terms["grad_norm"], **lrs}
+        record["images_per_s"] = images_per_second
+        self._write_metrics(record)
+        writer = self._tensorboard()
+        for name, value in record.items():
+            if name != "step":
+                writer.add_scalar(name, value, self.step)
+
+    def _write_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def _log_panels(self, count: int = 2) -> None:
+        if not self.dist.is_main or len(self.val_set) == 0:
+            return
+        from moa_depthclip.data.transforms import model_input_size, resize_image
+        from moa_depthclip.inference.visualize import make_panel
+
+        writer = self._tensorboard()
+        self.model.eval()
+        try:
+            for index in range(min(count, len(self.val_set))):
+                sample = self.val_set[index]
+                image = sample["image"]
+                size = model_input_size(*image.shape[-2:])
+                pred = self.model(resize_image(image, size)[None].to(self.device)).depth[0]
+                panel = make_panel(image, sample["depth"], pred.cpu(), titles={})
+                writer.add_image(f"panel/{index}", panel, self.step, dataformats="HWC")
+        finally:
+            self.model.train()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop lines logged after ``step`` by a run that crashed before its next checkpoint."""
+    if not path.is_file():
+        return
+    kept = [
+        line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step
+    ]
+    ckpt.atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def run_training(
+    config: TrainConfig, run_dir: str | Path, resume: str | None = None, model: MoADepthCLIP | None = None
+) -> TrainResult:
+    """Train and always leave the process group cleanly (the entry point of ``moa-depthclip train``)."""
+    try:
+        return Trainer(config, run_dir, resume=resume, model=model).train()
+    finally:
+        distributed.teardown()
+
+
+__all__ = ["TrainResult", "Trainer", "run_training", "save_model_folder"]
