@@ -25,6 +25,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +142,8 @@ class Trainer:
         self.loss = CompositeLoss(config.loss, self.model.head.edges).to(self.device)
         self.train_model: nn.Module = self.model
         if self.dist.distributed:
+            # Depthwise-conv weights (C, 1, k, k) have ambiguous strides; DDP warns but copies correctly.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
 
