@@ -103,7 +103,7 @@ def load_rgb(path: PathLike) -> np.ndarray:
             raise DataError(f"image file has an unsupported colour mode {mode!r}: {path}") from error
     if array.ndim != 3 or array.shape[2] != 3 or array.shape[0] == 0 or array.shape[1] == 0:
         raise DataError(f"image file decoded to an unexpected shape {array.shape}: {path}")
-    return np.ascontiguousarray(array)
+    return np.require(array, dtype=np.uint8, requirements=["C", "W"])  # writable: torch.from_numpy needs it
 
 
 def sanitize_depth(depth: np.ndarray, path: PathLike, allow_empty: bool = False) -> tuple[np.ndarray, int]:

@@ -102,12 +102,13 @@ class EvalProtocol:
         """
         if pred.dim() != 4 or target.dim() != 4:
             raise ValueError("pred and target must be (B, 1, H, W)")
-        pred = pred.float()
+        pred = torch.nan_to_num(
+            pred.float(), nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth
+        )
         if pred.shape[-2:] != target.shape[-2:]:
             align = False if self.resize_mode in ("bilinear", "bicubic") else None
             pred = F.interpolate(pred, size=target.shape[-2:], mode=self.resize_mode, align_corners=align)
         mask = self.valid_mask(target)
-        pred = torch.nan_to_num(pred, nan=self.min_depth, posinf=self.max_depth, neginf=self.min_depth)
         if self.median_scaling:
             pred = _median_scale(pred, target, mask)
         if self.clamp:
