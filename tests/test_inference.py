@@ -74,6 +74,11 @@ def test_mismatched_weights_are_a_checkpoint_error(saved, tmp_path):
         MoADepthCLIP.from_pretrained(broken)
 
 
+def test_constant_spec():
+    model = load_depth_model("constant:2.5")
+    np.testing.assert_allclose(predict_depth(model, np.zeros((33, 47, 3), np.uint8)), 2.5)
+
+
 def test_working_size_keeps_aspect_and_multiples_of_32():
     assert working_size(480, 640) == (480, 640)
     assert working_size(3000, 4000, long_side=640) == (480, 640)

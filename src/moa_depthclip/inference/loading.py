@@ -25,7 +25,8 @@ from torch import nn
 from moa_depthclip.errors import UserFacingError, WeightsNotFoundError
 from moa_depthclip.inference.hub import is_saved_model_dir
 
-# Sub-folders of a training run that hold a saved model, in order of preference.
+# Sub-folders of a training run that hold a saved model, in order of preference (the trainer
+# writes best/ and final/).
 RUN_MODEL_FOLDERS = (
     "best",
     "best_model",
@@ -126,10 +127,9 @@ def _constant(argument: str, spec: str) -> nn.Module:
         raise UnknownModelSpecError(
             f"'{spec}': the constant depth must be a positive finite number of metres"
         )
-    from moa_depthclip.baselines import constant
+    from moa_depthclip.baselines.constant import ConstantDepth
 
-    model_class = getattr(constant, "ConstantDepth", None) or constant.ConstantDepthModel
-    return model_class(value)
+    return ConstantDepth(value)
 
 
 def _looks_like_hub_id(spec: str) -> bool:
