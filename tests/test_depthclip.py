@@ -360,3 +360,35 @@ def test_byte_level_tokenizer_files_and_encoding(tokenizer_dir: Path) -> None:
     assert tokens[1:5] == ["t", "h", "i", "s</w>"]  # lower-cased, one token per byte, word end marked
     assert tokenizer.decode(ids, skip_special_tokens=True) == "this object is far"
     assert math.isclose(len(tokenizer), BYTE_LEVEL_VOCAB_SIZE)
+
+
+# -- saving and loading --------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("backbone", ["vit", "resnet"])
+def test_save_pretrained_round_trip(
+    backbone: str, vit_dir: Path, resnet_checkpoint: Path, tokenizer_dir: Path, tmp_path: Path
+) -> None:
+    from moa_depthclip.inference.loading import load_depth_model
+
+    if backbone == "vit":
+        model = DepthCLIP.from_vit(str(vit_dir))
+    else:
+        model = DepthCLIP.from_resnet(str(resnet_checkpoint), tokenizer_source=str(tokenizer_dir))
+    model.save_pretrained(tmp_path / "saved")
+    restored = DepthCLIP.from_pretrained(tmp_path / "saved")
+    assert restored.describe() == model.describe()
+    torch.testing.assert_close(restored(images()).depth, model(images()).depth, rtol=0, atol=0)
+    # The same folder through the one loader every command uses.
+    loaded = load_depth_model(str(tmp_path / "saved"))
+    assert isinstance(loaded, DepthCLIP)
+
+
+def test_from_pretrained_rejects_other_folders(tmp_path: Path) -> None:
+    with pytest.raises(WeightsNotFoundError, match="not a saved DepthCLIP folder"):
+        DepthCLIP.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "moa-depthclip"}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="does not describe a DepthCLIP"):
+        DepthCLIP.from_pretrained(tmp_path)

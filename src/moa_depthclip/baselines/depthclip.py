@@ -372,6 +372,81 @@ class DepthCLIP(nn.Module):
             return cls.from_vit(source or DEFAULT_VIT, config, tokenizer_source)
         raise ValueError(f"unknown DepthCLIP model '{spec}': use depthclip-rn50:PATH or depthclip-vit:SOURCE")
 
+    # -- saving and loading ------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors``: everything inference needs (the encoded
+        prompts included), so ``from_pretrained`` needs no tokenizer, text tower or CLIP download."""
+        from safetensors.torch import save_model
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.backbone == "vit":
+            vision = self.encoder.vision_model
+            encoder = {
+                "vision_config": vision.config.to_dict(),
+                "projection_dim": self.encoder.visual_projection.out_features,
+            }
+        else:
+            encoder = {"resnet": self.encoder.resnet.config.to_dict()}
+        meta = {
+            "model_type": "depthclip",
+            "backbone": self.backbone,
+            "source": self.source,
+            "is_random_init": self.is_random_init,
+            "text_dim": int(self.text_features.shape[1]),
+            "depthclip": self.config.to_dict(),
+            "encoder": encoder,
+        }
+        (directory / "config.json").write_text(json.dumps(meta, indent=2, default=str))
+        save_model(self, str(directory / "model.safetensors"))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> DepthCLIP:
+        """Load a folder written by ``save_pretrained`` (weights must match exactly)."""
+        from safetensors.torch import load_model
+        from transformers import CLIPVisionConfig, CLIPVisionModel
+
+        directory = Path(directory)
+        config_file, weights_file = directory / "config.json", directory / "model.safetensors"
+        if not (config_file.is_file() and weights_file.is_file()):
+            raise WeightsNotFoundError(
+                f"{directory} is not a saved DepthCLIP folder (config.json + model.safetensors)"
+            )
+        try:
+            meta = json.loads(config_file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"{config_file} is not valid JSON ({error})") from error
+        if meta.get("model_type") != "depthclip":
+            raise CheckpointError(f"{config_file} does not describe a DepthCLIP model")
+        config = DepthCLIPConfig.from_dict(meta["depthclip"])
+        if meta["backbone"] == "vit":
+            vision_config = CLIPVisionConfig.from_dict(meta["encoder"]["vision_config"])
+            projection = nn.Linear(vision_config.hidden_size, meta["encoder"]["projection_dim"], bias=False)
+            encoder: nn.Module = ViTDenseEncoder(CLIPVisionModel(vision_config), projection)
+        else:
+            resnet = ModifiedResNet(ModifiedResNetConfig.from_dict(meta["encoder"]["resnet"]))
+            encoder = ResNetDenseEncoder(
+                resnet, config.resnet_features, config.resnet_positional_embedding, text_dim=meta["text_dim"]
+            )
+        text_features = torch.zeros(len(config.bin_depths), meta["text_dim"])
+        model = cls(
+            encoder,
+            text_features,
+            config,
+            backbone=meta["backbone"],
+            source=meta["source"],
+            is_random_init=meta["is_random_init"],
+        )
+        try:
+            load_model(model, str(weights_file), strict=True)
+        except (RuntimeError, OSError, ValueError) as error:
+            raise CheckpointError(
+                f"{weights_file} does not fit the DepthCLIP in {config_file} ({error})"
+            ) from error
+        return model.eval()
+
     # -- inference ---------------------------------------------------------------------------------
 
     def train(self, mode: bool = True) -> DepthCLIP:

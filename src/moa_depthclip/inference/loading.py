@@ -7,7 +7,7 @@ Specs, checked in this order:
 ``depthclip-vit[:SOURCE]``         DepthCLIP zero-shot on a CLIP ViT (hub id, folder, file, random)
 ``depthclip-rn50[:SOURCE]``        DepthCLIP zero-shot on CLIP ResNet-50 (checkpoint file, random)
 ``random``                         MoA-DepthCLIP, ViT-B/32 shapes, random weights (tries the pipeline)
-a ``save_pretrained`` folder       MoA-DepthCLIP (config.json + model.safetensors)
+a ``save_pretrained`` folder       MoA-DepthCLIP or DepthCLIP (config.json + model.safetensors)
 a training run directory           its best (else final, else latest) saved model folder
 ``owner/name``                     a MoA-DepthCLIP on the Hugging Face hub (or in the local cache)
 =================================  ===============================================================
@@ -73,7 +73,12 @@ def _load(spec: str) -> nn.Module:
 
     path = Path(spec).expanduser()
     if path.is_dir():
-        return MoADepthCLIP.from_pretrained(str(find_saved_model(path)))
+        folder = find_saved_model(path)
+        if _saved_model_type(folder) == "depthclip":
+            from moa_depthclip.baselines.depthclip import DepthCLIP
+
+            return DepthCLIP.from_pretrained(folder)
+        return MoADepthCLIP.from_pretrained(str(folder))
     if path.exists():
         raise UnknownModelSpecError(
             f"{spec} is a file; a model is a saved model folder (config.json + model.safetensors). "
@@ -130,6 +135,16 @@ def _constant(argument: str, spec: str) -> nn.Module:
     from moa_depthclip.baselines.constant import ConstantDepth
 
     return ConstantDepth(value)
+
+
+def _saved_model_type(folder: Path) -> str | None:
+    """``model_type`` recorded in a saved folder's config.json (DepthCLIP writes "depthclip")."""
+    import json
+
+    try:
+        return json.loads((folder / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _looks_like_hub_id(spec: str) -> bool:
