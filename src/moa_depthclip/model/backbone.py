@@ -27,6 +27,9 @@ class CLIPViTBackbone(nn.Module):
         # Used only to place the CLS token in CLIP's joint space (image-conditioned context).
         self.post_layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.visual_projection = nn.Linear(config.hidden_size, projection_dim, bias=False)
+        # Interpolated position embeddings for the last grid seen (see ``embed``); not state.
+        self._position_cache_key: tuple | None = None
+        self._position_cache: torch.Tensor | None = None
 
     @property
     def width(self) -> int:
@@ -65,9 +68,47 @@ class CLIPViTBackbone(nn.Module):
         """Patchify, add (interpolated) position embeddings, pre-LN: (B, 1 + h*w, D) and the grid."""
         height, width = pixel_values.shape[-2:]
         grid = self.token_grid(height, width)
-        native = self.config.image_size
-        tokens = self.embeddings(pixel_values, interpolate_pos_encoding=(height, width) != (native, native))
+        if self._position_cache_usable():
+            tokens = self._embed_with_cached_positions(pixel_values, grid)
+        else:
+            native = self.config.image_size
+            tokens = self.embeddings(
+                pixel_values, interpolate_pos_encoding=(height, width) != (native, native)
+            )
         return self.pre_layrnorm(tokens), grid
+
+    def _position_cache_usable(self) -> bool:
+        """Reuse interpolated position embeddings only when nothing can differentiate through them
+        and the graph is not being traced/compiled (an exported graph must resize for any input)."""
+        weight = self.embeddings.position_embedding.weight
+        if weight.requires_grad and torch.is_grad_enabled():
+            return False
+        return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
+
+    def _embed_with_cached_positions(self, pixel_values: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """transformers' ``CLIPVisionEmbeddings.forward`` with the position table cached per grid.
+
+        The bicubic resize of the 7x7 table is the same for every image of a size; redoing it at
+        every forward costs about as much as a MoA module. The cache key includes the weight's
+        version counter, so an optimizer step or a ``load_state_dict`` invalidates it.
+        """
+        embeddings = self.embeddings
+        weight = embeddings.position_embedding.weight
+        key = (grid, weight._version, weight.data_ptr(), weight.device, weight.dtype)
+        if self._position_cache_key != key:
+            with torch.no_grad():
+                probe = weight.new_empty(1, 1 + grid[0] * grid[1], weight.shape[-1])
+                height, width = grid[0] * self.patch_size, grid[1] * self.patch_size
+                native = self.config.image_size
+                if (height, width) == (native, native):
+                    table = embeddings.position_embedding(embeddings.position_ids)
+                else:
+                    table = embeddings.interpolate_pos_encoding(probe, height, width)
+            self._position_cache_key, self._position_cache = key, table
+        patches = embeddings.patch_embedding(pixel_values.to(dtype=embeddings.patch_embedding.weight.dtype))
+        patches = patches.flatten(2).transpose(1, 2)
+        cls_token = embeddings.class_embedding.expand(patches.shape[0], 1, -1)
+        return torch.cat([cls_token, patches], dim=1) + self._position_cache
 
     def joint_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         """CLS token -> CLIP joint space (post-LN + visual projection)."""

@@ -84,12 +84,12 @@ class MixtureOfAdapters(nn.Module):
 
     def _mix_neighbours(self, bottleneck: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """Depthwise conv over the patch grid (CLS token untouched): spatially-aware experts."""
-        height, width = grid
         cls_token, patches = bottleneck[:, :1], bottleneck[:, 1:]
-        batch, _, channels = patches.shape
-        image = patches.transpose(1, 2).reshape(batch, channels, height, width)
-        mixed = image + self.spatial(image)
-        return torch.cat([cls_token, mixed.flatten(2).transpose(1, 2)], dim=1)
+        # (B, h*w, C) viewed as (B, C, h, w) with channels-last strides: no copy on the way in or
+        # out, and the depthwise convolution runs on that layout directly.
+        image = patches.unflatten(1, grid).permute(0, 3, 1, 2)
+        mixed = self.spatial(image).permute(0, 2, 3, 1).flatten(1, 2)
+        return torch.cat([cls_token, patches + mixed], dim=1)
 
     def load_balance_loss(self, gates: torch.Tensor) -> torch.Tensor:
         """``K * sum_k mean(g_k)^2 - 1``: zero when experts share tokens equally, up to K-1 on collapse."""
