@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from moa_depthclip.config import ModelConfig
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
@@ -107,7 +107,8 @@ class Trainer:
     """Build everything from a :class:`TrainConfig` and run it with :meth:`train`.
 
     ``model`` overrides building from ``config.model`` (e.g. the demo's choice of CLIP weights);
-    ``resume`` is None, ``"auto"`` or a checkpoint / run directory path.
+    ``resume`` is None, ``"auto"`` or a checkpoint / run directory path; ``datasets`` (train,
+    validation) overrides building them from ``config.data``.
     """
 
     def __init__(
@@ -117,6 +118,7 @@ class Trainer:
         resume: str | None = None,
         model: MoADepthCLIP | None = None,
         log: Callable[[str], None] = print,
+        datasets: tuple[Dataset, Dataset] | None = None,
     ) -> None:
         self.config = config
         self.run_dir = Path(run_dir)
@@ -147,7 +149,7 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
 
-        train_base, self.val_set = build_datasets(config.data)
+        train_base, self.val_set = datasets if datasets is not None else build_datasets(config.data)
         self.train_set = training_view(train_base, config.data, config.run.seed)
         self.sampler = ShardedBatchSampler(
             len(self.train_set),
@@ -210,10 +212,12 @@ class Trainer:
     # ---------------------------------------------------------------------------------------------
     # the loop
 
-    def train(self, stop_at_step: int | None = None) -> TrainResult:
-        """Train to ``run.max_steps`` (or stop early at ``stop_at_step``, e.g. to test resuming)."""
+    def train(self, stop_at_step: int | None = None, time_limit_s: float | None = None) -> TrainResult:
+        """Train to ``run.max_steps``, or stop early at ``stop_at_step`` (leaving a checkpoint to resume
+        from, e.g. to test resuming); ``time_limit_s`` ends the run (as finished) when time is up."""
         config = self.config
         started = time.perf_counter()
+        out_of_time = False
         end = min(config.run.max_steps, stop_at_step) if stop_at_step is not None else config.run.max_steps
         self.train_model.train()
         self.log(self._describe())
@@ -260,10 +264,15 @@ class Trainer:
                 )
                 if due_ckpt and self.step < end:
                     self.save_checkpoint()
+                if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
+                    out_of_time = distributed.broadcast_object(True, self.dist)
+                    if out_of_time:
+                        self.log(f"time limit reached after {self.step} steps: finishing the run")
+                        end = self.step
             del batches, loader
         if progress is not None:
             progress.close()
-        if self.step >= config.run.max_steps:
+        if self.step >= config.run.max_steps or out_of_time:
             self._finish()
         else:
             self.save_checkpoint()
