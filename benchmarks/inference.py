@@ -1,0 +1,90 @@
+"""Inference: MoA-DepthCLIP against the bare transformers ``CLIPVisionModel`` at the same input.
+
+The bare tower (``interpolate_pos_encoding=True``, SDPA attention) is the floor every ViT-B/32
+depth model pays; the ratio says what the adapters, the decoder and the hybrid head add on top.
+Target: MoA-DepthCLIP keeps at least 90% of the bare backbone's throughput.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.common import (
+    ModelSpec,
+    Runtime,
+    inference_context,
+    interleaved,
+    log,
+    random_images,
+    speed_ratio,
+    summarise,
+)
+
+TARGET_RATIO = 0.90
+
+
+def run_inference(
+    spec: ModelSpec,
+    runtime: Runtime,
+    sizes: list[tuple[int, int]],
+    batches: list[int],
+    warmup: int,
+    repeats: int,
+) -> list[dict[str, Any]]:
+    """One record per (size, batch): both models' latency/throughput and the throughput ratio."""
+    moa = runtime.prepare(spec.build_moa())
+    bare = runtime.prepare(spec.build_bare())
+    records = []
+    for height, width in sizes:
+        for batch in batches:
+            images = random_images(batch, height, width, runtime.device)
+            log(f"inference {height}x{width} batch {batch}")
+            with inference_context(runtime):
+                samples = interleaved(
+                    {
+                        "clip_vision": lambda images=images: bare(
+                            pixel_values=images, interpolate_pos_encoding=True
+                        ),
+                        "moa_depthclip": lambda images=images: moa(images),
+                    },
+                    warmup,
+                    repeats,
+                    runtime.sync,
+                )
+            ratio = speed_ratio(samples["clip_vision"], samples["moa_depthclip"])
+            records.append(
+                {
+                    "size": [height, width],
+                    "batch": batch,
+                    "tokens": spec.tokens(height, width),
+                    "clip_vision": summarise(samples["clip_vision"], batch),
+                    "moa_depthclip": summarise(samples["moa_depthclip"], batch),
+                    "throughput_ratio": ratio,
+                    "target": TARGET_RATIO,
+                    "meets_target": ratio["median"] >= TARGET_RATIO,
+                }
+            )
+    return records
+
+
+def scaling(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How cost grows with tokens and batch: median ms per image, relative to the cheapest setting."""
+    if not records:
+        return []
+
+    def per_image(record: dict[str, Any], model: str) -> float:
+        return record[model]["latency_ms"]["median"] / record["batch"]
+
+    reference = min(records, key=lambda r: (r["tokens"], r["batch"]))
+    rows = []
+    for record in records:
+        row = {"size": record["size"], "batch": record["batch"], "tokens": record["tokens"]}
+        for model in ("clip_vision", "moa_depthclip"):
+            ms = per_image(record, model)
+            row[model] = {
+                "ms_per_image": ms,
+                "relative_cost": ms / per_image(reference, model),
+                "us_per_token": 1e3 * ms / record["tokens"],
+            }
+        rows.append(row)
+    return rows
