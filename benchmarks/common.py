@@ -106,11 +106,18 @@ def environment(runtime: Runtime) -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": versions,
         "torch_parallel": torch.__config__.parallel_info().splitlines()[0:4],
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "onnxruntime_spinning": onnxruntime_spinning(),
     }
     if runtime.is_cuda:
         info["gpu"] = torch.cuda.get_device_name(runtime.device)
         info["versions"]["cuda"] = torch.version.cuda
     return info
+
+
+def onnxruntime_spinning() -> bool:
+    """ONNX Runtime's threads spin like OpenMP's unless OpenMP was told to sleep: same policy both."""
+    return (os.environ.get("OMP_WAIT_POLICY") or "").upper() != "PASSIVE"
 
 
 # -------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from benchmarks.common import (
     inference_context,
     interleaved,
     log,
+    onnxruntime_spinning,
     random_images,
     speed_ratio,
     summarise,
@@ -39,6 +40,8 @@ def onnx_session(path: Path, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    spinning = "1" if onnxruntime_spinning() else "0"  # the same wait policy as torch's OpenMP threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -115,6 +118,7 @@ def run_onnx(
             "intra_op_num_threads": runtime.threads,
             "inter_op_num_threads": 1,
             "provider": "CPUExecutionProvider",
+            "allow_spinning": onnxruntime_spinning(),
         },
         "records": records,
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,12 @@ from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable as a package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# OpenMP threads that spin while waiting collapse when another process shares the cores (a 2-core
+# machine with anything else running becomes ~10x slower, and the small ops of the adapters and
+# decoder suffer most, which skews every ratio). Sleeping waiters cost a little on an idle machine
+# and keep figures sane on a busy one. Set before torch loads OpenMP; an explicit value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from benchmarks.common import BenchmarkError, ModelSpec, Runtime, environment, log, tiny_spec
 from benchmarks.depthclip_speed import run_depthclip
@@ -163,6 +170,8 @@ def to_markdown(results: dict[str, Any], command: str = "") -> str:
         f"- {results['plan']['warmup']} warm-up round(s) excluded, {results['plan']['repeats']} timed round(s); "
         "latency is median (min) ms per batch; ratios are the median of round-by-round ratios "
         "(ratio of the minima).",
+        f"- OpenMP wait policy {env.get('omp_wait_policy') or 'library default'}; ONNX Runtime "
+        f"spin-waiting {'on' if env.get('onnxruntime_spinning') else 'off'}",
         f"- total wall time {results.get('wall_seconds', 0):.0f} s",
         "",
     ]
