@@ -121,7 +121,12 @@ def _optimizer_tensors(trainer: Trainer) -> list[torch.Tensor]:
 def test_resume_equals_uninterrupted_run_bit_for_bit(tmp_path: Path) -> None:
     # 8 scenes / batch 2 = 4 steps per epoch; the interruption at step 3 is mid-epoch and the run
     # crosses into epoch 1. Augmentation is on; accumulation 2 exercises micro-batching.
-    overrides = ["data.train_scenes=16", "run.max_steps=6", "run.checkpoint_every=3", "optim.accumulation_steps=2"]
+    overrides = [
+        "data.train_scenes=16",
+        "run.max_steps=6",
+        "run.checkpoint_every=3",
+        "optim.accumulation_steps=2",
+    ]
     full = Trainer(tiny(*overrides), tmp_path / "full")
     full.train()
 
@@ -228,3 +233,9 @@ def test_trained_run_directory_loads_for_prediction(tmp_path: Path) -> None:
     trainer.model.eval()
     with torch.no_grad():
         assert torch.allclose(loaded(images).depth, trainer.model(images).depth)
+
+
+def test_time_limit_finishes_the_run_early(tmp_path: Path) -> None:
+    result = Trainer(tiny("run.max_steps=100"), tmp_path / "run").train(time_limit_s=0.0)
+    assert result.steps == 1
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()

@@ -264,8 +264,10 @@ class Trainer:
                 )
                 if due_ckpt and self.step < end:
                     self.save_checkpoint()
-                if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
-                    out_of_time = distributed.broadcast_object(True, self.dist)
+                if time_limit_s is not None and self.step < end:
+                    # rank 0's clock decides, so that every process stops at the same step
+                    expired = time.perf_counter() - started > time_limit_s
+                    out_of_time = bool(distributed.broadcast_object(expired, self.dist))
                     if out_of_time:
                         self.log(f"time limit reached after {self.step} steps: finishing the run")
                         end = self.step
