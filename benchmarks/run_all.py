@@ -1,7 +1,7 @@
 """Run every benchmark and write ``results.json`` and ``results.md`` (see docs/benchmarks.md).
 
     python benchmarks/run_all.py --out benchmarks/results            # ~10 min on a 2-core CPU
-    python benchmarks/run_all.py --out /tmp/bench --quick            # smoke run, about a minute
+    python benchmarks/run_all.py --out bench-quick --quick          # smoke run, 1-2 minutes
     python benchmarks/run_all.py --out results-gpu --device cuda [--compile]   # bf16 autocast
 
 Every speed figure is paired with a baseline measured interleaved in the same run (the bare
@@ -293,7 +293,7 @@ def _parse_size(text: str) -> Size:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="output folder")
-    parser.add_argument("--quick", action="store_true", help="smoke run (about a minute on 2 CPU cores)")
+    parser.add_argument("--quick", action="store_true", help="smoke run (1-2 minutes on 2 CPU cores)")
     parser.add_argument("--tiny", action="store_true", help="toy model shapes: tests the scripts only")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument(
