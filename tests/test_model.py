@@ -136,3 +136,26 @@ def test_info_command_json(capsys):
     assert report["trainable_parameters"] == sum(groups.values())
     # The four unfrozen ViT-B/32 blocks: 4 x 7,087,872 parameters.
     assert groups["backbone_blocks"] == 4 * 7_087_872
+
+
+def test_depth_prior_sets_the_starting_depth():
+    head = MoADepthCLIP(tiny_model_config()).head
+    head.set_depth_prior(2.5, spread=0.5)
+    with torch.no_grad():
+        out = head(torch.zeros(1, head.classifier.in_channels, 4, 4))  # bias-only response
+    torch.testing.assert_close(out["depth_reg"], torch.full_like(out["depth_reg"], 2.5))
+    torch.testing.assert_close(out["depth_bins"], torch.full_like(out["depth_bins"], 2.5), atol=0.02, rtol=0)
+    torch.testing.assert_close(out["depth"], torch.full_like(out["depth"], 2.5), atol=0.02, rtol=0)
+
+
+def test_optional_image_stem_feeds_the_decoder():
+    config = tiny_model_config()
+    config.decoder.image_stem_channels = 8
+    model = MoADepthCLIP(config).eval()
+    assert model.decoder.image_stem is not None
+    images = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        depth = model(images).depth
+        model.decoder.image_stem[-3].weight.zero_()  # silence the stem: the output must change
+        silenced = model(images).depth
+    assert depth.shape == (2, 1, 64, 96) and not torch.allclose(depth, silenced)

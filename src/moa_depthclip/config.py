@@ -73,6 +73,8 @@ class DecoderConfig:
     # Channels of the fused coarse grid, then of each x2 upsampling stage.
     fusion_channels: int = 128
     stage_channels: tuple[int, ...] = (96, 64, 32)
+    # Channels of a small conv stem on the image joining before the last stage (0 disables it).
+    image_stem_channels: int = 0
 
 
 @dataclass

@@ -6,7 +6,9 @@ shallower taps carry detail, so each tap is brought in at its own scale:
 * the two deepest taps (and the context vector) are fused at stride 32;
 * one x2 stage (stride 16) adds the second-shallowest tap, upsampled x2 by a transposed conv;
 * one x2 stage (stride 8) adds the shallowest tap, upsampled x4;
-* the remaining stages only upsample and refine (3x3 conv, GroupNorm, GELU).
+* the remaining stages only upsample and refine (3x3 conv, GroupNorm, GELU);
+* optionally (``image_stem_channels > 0``) a two-conv stem on the image itself joins before the
+  last stage: a ViT-B/32 token covers 32x32 pixels, and no tap carries finer detail than that.
 
 With four taps and three stages the output is at stride 4 (e.g. 104x136 for 416x544 input).
 """
@@ -55,9 +57,29 @@ class ProgressiveDecoder(nn.Module):
             in_channels = out_channels
         self.out_channels = in_channels
         self.stride = 32 // 2 ** len(config.stage_channels)
+        # Image stem: pixels -> stride of the last stage's input, with that stage's input channels.
+        self.image_stem = None
+        if config.image_stem_channels > 0 and config.stage_channels:
+            stem_stride = self.stride
+            last_in = config.stage_channels[-2] if len(config.stage_channels) > 1 else fused
+            layers: list[nn.Module] = []
+            channels = 3
+            while stem_stride > 1:
+                out = config.image_stem_channels if stem_stride > 2 else last_in
+                layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False)]
+                layers += [nn.GroupNorm(8 if out % 8 == 0 else 1, out), nn.GELU()]
+                channels, stem_stride = out, stem_stride // 2
+            self.image_stem = nn.Sequential(*layers)
 
-    def forward(self, taps: list[torch.Tensor], context: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        """``taps``: (B, 1 + h*w, D) token maps, shallow to deep; ``context``: (B, D)."""
+    def forward(
+        self,
+        taps: list[torch.Tensor],
+        context: torch.Tensor,
+        grid: tuple[int, int],
+        pixels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``taps``: (B, 1 + h*w, D) token maps, shallow to deep; ``context``: (B, D); ``pixels``:
+        the normalised image (only read by the optional image stem)."""
         patches = [norm(tap)[:, 1:] for norm, tap in zip(self.tap_norms, taps, strict=True)]  # (B, h*w, D)
         deep = patches[-self.num_deep :]
         shallow = patches[: -self.num_deep][::-1]  # second-shallowest first: it joins at stride 16
@@ -68,6 +90,8 @@ class ProgressiveDecoder(nn.Module):
         features = self.fuse(features)
         for index, stage in enumerate(self.stages):
             features = F.interpolate(features, scale_factor=2.0, mode="bilinear", align_corners=False)
+            if self.image_stem is not None and index == len(self.stages) - 1:
+                features = features + self.image_stem(pixels)
             features = stage(features)
             if index < len(self.skips):
                 features = features + _transposed_conv_tokens(self.skips[index], shallow[index], grid)

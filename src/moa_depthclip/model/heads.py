@@ -64,6 +64,23 @@ class HybridDepthHead(nn.Module):
         depth = weight * depth_bins + (1.0 - weight) * depth_reg
         return {"depth": depth, "depth_bins": depth_bins, "depth_reg": depth_reg, "bin_logits": logits}
 
+    @torch.no_grad()
+    def set_depth_prior(self, depth: float, spread: float = 1.0) -> None:
+        """Start both branches at a typical depth (e.g. the median of the training set).
+
+        Untrained, the head predicts the middle of the range (5 m for 0-10 m). Adam moves a bias by
+        at most about the learning rate per step, so walking the outputs to the data's typical
+        depth would take hundreds of steps; starting there means training spends its steps on
+        structure instead. Classifier biases become a Gaussian over the bins around ``depth``
+        (``spread`` metres wide), the regression bias its sigmoid inverse.
+        """
+        low, high = self.config.min_depth, self.config.max_depth
+        depth = min(max(depth, low + 1e-3 * (high - low)), high - 1e-3 * (high - low))
+        prior = -0.5 * ((self.centers - depth) / spread) ** 2
+        self.classifier.bias.copy_(prior - prior.max())
+        fraction = torch.tensor((depth - low) / (high - low))
+        self.regressor.bias.fill_(torch.logit(fraction).item())
+
     def bin_index(self, depth: torch.Tensor) -> torch.Tensor:
         """Index of the bin each depth falls in (clamped to the range): the classification target."""
         index = torch.bucketize(depth.contiguous(), self.edges[1:-1].contiguous())

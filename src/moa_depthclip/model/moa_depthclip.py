@@ -45,6 +45,7 @@ class EncodedImage:
     context: torch.Tensor  # (B, D) global semantic context in the vision width
     grid: tuple[int, int]  # patch grid (h, w)
     balance_loss: torch.Tensor  # mean MoA load-balancing loss (unweighted)
+    pixels: torch.Tensor  # the CLIP-normalised input image
 
 
 class MoADepthCLIP(
@@ -143,7 +144,7 @@ class MoADepthCLIP(
     def forward(self, images: torch.Tensor) -> DepthOutput:
         """``images``: (B, 3, H, W) RGB in [0, 1], H and W multiples of 32 -> metric depth (B, 1, H, W)."""
         encoded = self.encode(images)
-        features = self.decoder(encoded.taps, encoded.context, encoded.grid)
+        features = self.decoder(encoded.taps, encoded.context, encoded.grid, encoded.pixels)
         head = self.head(features)
         size = tuple(images.shape[-2:])
         return DepthOutput(
@@ -178,7 +179,9 @@ class MoADepthCLIP(
                 taps.append(tokens)
             if index == self.tap_layers[-1]:
                 break  # later blocks would change no tap
-        return EncodedImage(taps=taps, context=context, grid=grid, balance_loss=balance / len(self.moa))
+        return EncodedImage(
+            taps=taps, context=context, grid=grid, balance_loss=balance / len(self.moa), pixels=pixels
+        )
 
     # ---------------------------------------------------------------------------------------------
     # parameters

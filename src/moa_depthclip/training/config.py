@@ -78,6 +78,9 @@ class OptimConfig:
     min_lr_ratio: float = 0.01
     grad_clip: float = 1.0
     accumulation_steps: int = 1
+    # A new run starts the depth head at the training set's median depth (see
+    # ``HybridDepthHead.set_depth_prior``) instead of the middle of the depth range.
+    init_depth_prior: bool = True
 
 
 @dataclass

@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
+from moa_depthclip.baselines.constant import median_valid_depth
 from moa_depthclip.config import ModelConfig
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
 from moa_depthclip.training import checkpoint as ckpt
@@ -142,6 +143,12 @@ class Trainer:
         config.model = self.model.config  # records the CLIP shape actually used
         config.loss.max_depth = self.model.config.head.max_depth
         self.loss = CompositeLoss(config.loss, self.model.head.edges).to(self.device)
+        train_base, self.val_set = datasets if datasets is not None else build_datasets(config.data)
+        if checkpoint is None and config.optim.init_depth_prior:
+            # Same data and seed on every rank, so every rank computes the same prior.
+            prior = median_valid_depth(train_base, max_images=64, max_depth=config.loss.max_depth)
+            self.model.head.set_depth_prior(prior)
+            self.log(f"depth head starts at the training median, {prior:.2f} m")
         self.train_model: nn.Module = self.model
         if self.dist.distributed:
             # Depthwise-conv weights (C, 1, k, k) have ambiguous strides; DDP warns but copies correctly.
@@ -149,7 +156,6 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
 
-        train_base, self.val_set = datasets if datasets is not None else build_datasets(config.data)
         self.train_set = training_view(train_base, config.data, config.run.seed)
         self.sampler = ShardedBatchSampler(
             len(self.train_set),
