@@ -45,7 +45,7 @@ def test_folder_with_bad_and_non_image_files(saved, inputs, tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 1  # broken.png failed, the others were still processed
     assert "broken.png" in captured.err and "notes.txt" in captured.err
-    assert "RANDOMLY INITIALISED" in captured.err
+    assert "started from RANDOM weights" in captured.err
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert _reported_total(captured.out) == len(written) == 3 * 5
     assert "room_depth.png" in written and "sub/room_depth.png" in written and "sub/gray.ply" in written

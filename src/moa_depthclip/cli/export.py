@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_depth_model(args.model, device="cpu")
     if getattr(model, "is_random_init", False):
         print(
-            "WARNING: exporting a RANDOMLY INITIALISED model (its depth is not meaningful).", file=sys.stderr
+            "WARNING: the exported model's backbone started from RANDOM weights (no pretrained CLIP).",
+            file=sys.stderr,
         )
     path = export_onnx(model, args.onnx, args.height, args.width, opset=args.opset, dynamic=not args.static)
     size_mb = path.stat().st_size / 2**20

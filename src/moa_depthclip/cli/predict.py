@@ -150,8 +150,9 @@ def load_backend(spec: str, backend: str | None, device: str) -> object:
 
 
 RANDOM_BANNER = (
-    "!" * 78 + "\n!! WARNING: this model has RANDOMLY INITIALISED weights: the depth maps are not\n"
-    "!! meaningful. Use a trained model folder or hub id for real predictions.\n" + "!" * 78
+    "!" * 78 + "\n!! WARNING: this model's CLIP backbone started from RANDOM weights (no pretrained\n"
+    "!! CLIP): untrained, its depth is meaningless; trained, it is far weaker than a model\n"
+    "!! started from pretrained CLIP.\n" + "!" * 78
 )
 
 
@@ -232,5 +233,5 @@ def summary(
         lines.append(f"FAILED {len(failures)} image(s):")
         lines.extend(f"  {path}: {message}" for path, message in failures)
     if random_init:
-        lines.append("WARNING: predictions come from a RANDOMLY INITIALISED model and are not meaningful.")
+        lines.append("WARNING: the model's backbone started from RANDOM weights (no pretrained CLIP).")
     return "\n".join(lines)
