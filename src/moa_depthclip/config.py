@@ -123,15 +123,18 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return _from_dict(cls, data)
+        return dataclass_from_dict(cls, data)
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:
         return cls.from_dict(json.loads(text))
 
 
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a (nested) dataclass from ``asdict`` output; lists become tuples again."""
+def dataclass_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a (nested) dataclass from ``asdict`` output; lists become tuples again.
+
+    Unknown keys are an error (a typo in a config must not be silently ignored).
+    """
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
@@ -140,7 +143,7 @@ def _from_dict(cls: type, data: dict[str, Any]) -> Any:
     for name, value in data.items():
         default = getattr(cls(), name) if _has_default(known[name]) else None
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
-            kwargs[name] = _from_dict(type(default), value)
+            kwargs[name] = dataclass_from_dict(type(default), value)
         elif isinstance(value, list) and isinstance(default, tuple):
             kwargs[name] = tuple(value)
         else:

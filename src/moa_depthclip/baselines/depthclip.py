@@ -13,7 +13,6 @@ See docs/depthclip.md for the method, our interpretations and how to get the wei
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
 from dataclasses import asdict, dataclass
@@ -33,6 +32,7 @@ from moa_depthclip.baselines.clip_resnet import (
     random_resnet_clip,
 )
 from moa_depthclip.clip_loading import load_clip
+from moa_depthclip.config import dataclass_from_dict
 from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
 from moa_depthclip.errors import CheckpointError, InputSizeError, WeightsNotFoundError
 from moa_depthclip.model.outputs import DepthOutput
@@ -116,11 +116,7 @@ class DepthCLIPConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DepthCLIPConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown DepthCLIPConfig fields: {sorted(unknown)}")
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+        return dataclass_from_dict(cls, data)
 
     @classmethod
     def from_json(cls, text: str) -> DepthCLIPConfig:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
-from moa_depthclip.config import ModelConfig, _from_dict
+from moa_depthclip.config import ModelConfig, dataclass_from_dict
 from moa_depthclip.errors import UserFacingError
 from moa_depthclip.training.losses import LossConfig
 
@@ -118,7 +118,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         try:
-            return _from_dict(cls, data)
+            return dataclass_from_dict(cls, data)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"invalid training configuration: {error}") from error
 
