@@ -146,3 +146,15 @@ def test_cli_make_synthetic(tmp_path: Path) -> None:
         tmp_path / "val" / "sync_depth_00001.png"
     ).is_file()
     assert (tmp_path / "val_preview.png").is_file()
+
+
+def test_layout_prior_is_the_per_pixel_geometric_mean():
+    from moa_depthclip.baselines.layout_prior import LayoutPriorDepth, mean_depth_map
+
+    top = torch.tensor([[1.0, 1.0], [4.0, 0.0]])  # one invalid pixel
+    bottom = torch.tensor([[4.0, 1.0], [1.0, 0.0]])
+    dataset = [{"depth": top[None]}, {"depth": bottom[None]}]
+    prior = mean_depth_map(dataset)
+    torch.testing.assert_close(prior, torch.tensor([[2.0, 1.0], [2.0, 2.0]]))  # never valid -> median
+    out = LayoutPriorDepth(prior)(torch.rand(3, 3, 4, 4)).depth
+    assert out.shape == (3, 1, 4, 4) and (out > 0).all()
