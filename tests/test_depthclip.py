@@ -392,3 +392,18 @@ def test_from_pretrained_rejects_other_folders(tmp_path: Path) -> None:
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(CheckpointError, match="does not describe a DepthCLIP"):
         DepthCLIP.from_pretrained(tmp_path)
+
+
+def test_evaluate_command_passes_the_tokenizer(resnet_checkpoint: Path, tokenizer_dir: Path, capsys) -> None:
+    from moa_depthclip.cli.main import main
+
+    args = ["evaluate", "--dataset", "synthetic", "--num", "2", "--height", "64", "--width", "64"]
+    args += [
+        "--model",
+        f"depthclip-rn50:{resnet_checkpoint}",
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    assert f"depthclip-rn50:{resnet_checkpoint}" in capsys.readouterr().out

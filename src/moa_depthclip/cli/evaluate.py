@@ -114,13 +114,9 @@ def load_model(spec: str, args: argparse.Namespace, cache: dict) -> tuple[nn.Mod
             train = build_dataset(args, split="train")
             cache["median"] = median_valid_depth(train, max_images=args.median_images)
         return ConstantDepth(cache["median"]), f"constant (train median {cache['median']:.3g} m)"
-    try:
-        from moa_depthclip.inference.loading import load_depth_model
-    except ImportError as error:
-        raise UserFacingError(
-            f"cannot load model '{spec}': the model loader is not available in this installation ({error})"
-        ) from error
-    return load_depth_model(spec, args.device), spec
+    from moa_depthclip.inference.loading import load_depth_model
+
+    return load_depth_model(spec, args.device, tokenizer_source=args.tokenizer), spec
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
@@ -219,6 +215,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SPEC",
         help="constant | constant:VALUE | depthclip-vit[:SOURCE] | depthclip-rn50[:SOURCE] | saved model dir "
         "| hub id; repeat for a side-by-side table (default: constant)",
+    )
+    run.add_argument(
+        "--tokenizer",
+        metavar="DIR_OR_HUB_ID",
+        help="CLIP tokenizer for DepthCLIP checkpoint files (default: files next to the checkpoint, then "
+        "the openai/clip-vit-base-patch32 cache)",
     )
     run.add_argument("--input-size", help="model input HxW, multiples of 32 (default: image size rounded)")
     run.add_argument("--median-images", type=int, default=200, help="training images sampled for 'constant'")

@@ -47,25 +47,29 @@ class UnknownModelSpecError(UserFacingError, ValueError):
     """The model spec names nothing this package can load."""
 
 
-def load_depth_model(spec: str, device: str = "cpu") -> nn.Module:
-    """Build or load the depth model named by ``spec`` (see the module docstring), in eval mode."""
+def load_depth_model(spec: str, device: str = "cpu", tokenizer_source: str | None = None) -> nn.Module:
+    """Build or load the depth model named by ``spec`` (see the module docstring), in eval mode.
+
+    ``tokenizer_source`` (a CLIP folder or hub id) is only used by DepthCLIP built from a checkpoint
+    file, which carries no tokenizer of its own.
+    """
     spec = spec.strip()
     if not spec:
         raise UnknownModelSpecError(f"empty model spec; use one of: {SPEC_HELP}")
-    model = _load(spec)
+    model = _load(spec, tokenizer_source)
     if not hasattr(model, "is_random_init"):
         model.is_random_init = False  # type: ignore[attr-defined]
     return model.to(device).eval()
 
 
-def _load(spec: str) -> nn.Module:
+def _load(spec: str, tokenizer_source: str | None = None) -> nn.Module:
     name, _, argument = spec.partition(":")
     if name == "constant":
         return _constant(argument, spec)
     if name in ("depthclip-vit", "depthclip-rn50"):
         from moa_depthclip.baselines.depthclip import DepthCLIP
 
-        return DepthCLIP.from_spec(spec)
+        return DepthCLIP.from_spec(spec, tokenizer_source=tokenizer_source)
     if spec == "random":
         return random_moa_depthclip()
 
