@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from typing_extensions import Self
+
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 
 # DepthCLIP's distance vocabulary (nearest to farthest) and templates for the scene-context bank.
@@ -107,27 +109,31 @@ class BackboneConfig:
     pretrained: bool = False
 
 
-@dataclass
-class ModelConfig:
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    moa: MoAConfig = field(default_factory=MoAConfig)
-    context: ContextConfig = field(default_factory=ContextConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
-    head: HeadConfig = field(default_factory=HeadConfig)
+class SerializableConfig:
+    """dict/JSON round trip for the top-level config dataclasses (nested ones come along)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self)  # type: ignore[call-overload]
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         return dataclass_from_dict(cls, data)
 
     @classmethod
-    def from_json(cls, text: str) -> ModelConfig:
+    def from_json(cls, text: str) -> Self:
         return cls.from_dict(json.loads(text))
+
+
+@dataclass
+class ModelConfig(SerializableConfig):
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    moa: MoAConfig = field(default_factory=MoAConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
 
 
 def dataclass_from_dict(cls: type, data: dict[str, Any]) -> Any:

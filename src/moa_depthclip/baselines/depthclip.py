@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from moa_depthclip.baselines.clip_resnet import (
     random_resnet_clip,
 )
 from moa_depthclip.clip_loading import load_clip
-from moa_depthclip.config import dataclass_from_dict
+from moa_depthclip.config import SerializableConfig
 from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
 from moa_depthclip.errors import CheckpointError, InputSizeError, WeightsNotFoundError
 from moa_depthclip.model.outputs import DepthOutput
@@ -58,7 +58,7 @@ ResNetFeatures = Literal["value", "attention", "released_code"]
 
 
 @dataclass
-class DepthCLIPConfig:
+class DepthCLIPConfig(SerializableConfig):
     """Every choice of DepthCLIP. The defaults are the published ones.
 
     ``templates`` use ``{obj}`` and ``{distance}``; with several templates or objects the prompt
@@ -107,20 +107,6 @@ class DepthCLIPConfig:
             [template.format(obj=obj, distance=word) for template in self.templates for obj in self.objects]
             for word in self.distance_words
         ]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DepthCLIPConfig:
-        return dataclass_from_dict(cls, data)
-
-    @classmethod
-    def from_json(cls, text: str) -> DepthCLIPConfig:
-        return cls.from_dict(json.loads(text))
 
 
 # --------------------------------------------------------------------------------------------------
