@@ -55,18 +55,26 @@ def download_hint(source: str = DEFAULT_CLIP) -> str:
     )
 
 
-def looks_like_path(source: str) -> bool:
+def is_hub_id(source: str) -> bool:
+    """``owner/name`` that is not a local path: what every loader here resolves on the hub."""
+    parts = source.split("/")
     return (
-        source.startswith((".", "/", "~"))
-        or os.sep in source
-        and not _looks_like_hub_id(source)
-        or source.endswith(CHECKPOINT_SUFFIXES)
+        len(parts) == 2
+        and all(parts)
+        and not source.startswith((".", "~"))
+        and not any(character.isspace() or character == "\\" for character in source)
+        and not source.endswith(CHECKPOINT_SUFFIXES)
+        and not Path(source).expanduser().exists()
     )
 
 
-def _looks_like_hub_id(source: str) -> bool:
-    parts = source.split("/")
-    return len(parts) == 2 and all(parts) and not Path(source).exists()
+def looks_like_path(source: str) -> bool:
+    """A source the user meant as a file or folder (so a missing one is reported as missing)."""
+    return (
+        source.startswith((".", "/", "~"))
+        or source.endswith(CHECKPOINT_SUFFIXES)
+        or (("/" in source or "\\" in source) and not is_hub_id(source))
+    )
 
 
 def load_clip(

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from moa_depthclip.clip_loading import is_hub_id
 from moa_depthclip.errors import CheckpointError, WeightsNotFoundError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -28,15 +29,6 @@ def is_saved_model_dir(path: str | os.PathLike) -> bool:
     return (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file()
 
 
-def _looks_like_local_path(source: str) -> bool:
-    return (
-        source.startswith((".", "/", "~"))
-        or source.count("/") != 1
-        or "\\" in source
-        or Path(source).exists()
-    )
-
-
 class HubLoadingMixin:
     """Put before ``PyTorchModelHubMixin`` in the bases: strict loading and clear errors."""
 
@@ -46,7 +38,7 @@ class HubLoadingMixin:
         source = str(pretrained_model_name_or_path)
         name = cls.__name__
         kwargs.setdefault("strict", True)
-        if _looks_like_local_path(source):
+        if not is_hub_id(source):
             path = Path(source).expanduser()
             if not path.is_dir():
                 raise WeightsNotFoundError(f"{name}: no saved model at {source} (folder not found)")

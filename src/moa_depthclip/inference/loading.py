@@ -22,6 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
+from moa_depthclip.clip_loading import is_hub_id
 from moa_depthclip.errors import UserFacingError, WeightsNotFoundError
 from moa_depthclip.inference.hub import is_saved_model_dir
 
@@ -88,7 +89,7 @@ def _load(spec: str, tokenizer_source: str | None = None) -> nn.Module:
             f"{spec} is a file; a model is a saved model folder (config.json + model.safetensors). "
             f"ONNX files run with --backend onnx. Known specs: {SPEC_HELP}"
         )
-    if _looks_like_hub_id(spec):
+    if is_hub_id(spec):
         return MoADepthCLIP.from_pretrained(spec)
     if spec.startswith((".", "/", "~")) or "/" in spec or "\\" in spec:
         raise WeightsNotFoundError(f"model folder not found: {spec}")
@@ -149,8 +150,3 @@ def _saved_model_type(folder: Path) -> str | None:
         return json.loads((folder / "config.json").read_text()).get("model_type")
     except (OSError, ValueError, AttributeError):
         return None
-
-
-def _looks_like_hub_id(spec: str) -> bool:
-    parts = spec.split("/")
-    return len(parts) == 2 and all(parts) and not spec.startswith((".", "~")) and " " not in spec

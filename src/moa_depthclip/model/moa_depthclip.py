@@ -36,8 +36,6 @@ from moa_depthclip.model.heads import HybridDepthHead
 from moa_depthclip.model.moa import MixtureOfAdapters
 from moa_depthclip.model.outputs import DepthOutput
 
-PARAMETER_GROUPS = ("moa", "backbone_blocks", "context", "decoder", "heads")
-
 
 @dataclass
 class EncodedImage:
