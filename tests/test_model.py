@@ -133,7 +133,9 @@ def test_info_command_json(capsys):
     report = json.loads(capsys.readouterr().out)["sizes"][0]
     assert report["token_grid"] == [13, 17]
     groups = report["trainable_by_group"]
-    assert report["trainable_parameters"] == sum(groups.values())
+    # Groups must cover exactly the parameters that require grad (none missed, none counted twice).
+    model = MoADepthCLIP(ModelConfig())
+    assert sum(groups.values()) == sum(p.numel() for p in model.parameters() if p.requires_grad)
     # The four unfrozen ViT-B/32 blocks: 4 x 7,087,872 parameters.
     assert groups["backbone_blocks"] == 4 * 7_087_872
 
