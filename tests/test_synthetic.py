@@ -42,7 +42,7 @@ def test_wall_at_known_distance_is_constant_z_depth() -> None:
 
 def test_floor_depth_matches_analytic_formula() -> None:
     height, width, cam_h = 60, 80, 1.5
-    k = Intrinsics.nyu_like(height, width)
+    k = Intrinsics.nyu(height, width)
     scene = _scene((400.0, 3.0, 400.0), (200.0, cam_h, 1.0), yaw=math.radians(0.0))
     depth = render_scene(scene, height, width, k).depth
     rows = np.arange(height)
