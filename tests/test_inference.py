@@ -140,7 +140,7 @@ def test_predict_files_exif_gray_rgba_16bit(model, tmp_path):
 
 
 def test_large_image_is_downscaled_before_conversion(model, monkeypatch):
-    import moa_depthclip.inference.predict as predict_module
+    import moa_depthclip.model.prediction as predict_module
 
     seen = []
     original = predict_module._to_model_tensor

@@ -16,9 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from moa_depthclip.data.transforms import model_input_size, resize_image
 from moa_depthclip.evaluation.metrics import METRIC_NAMES, compute_metrics
 from moa_depthclip.evaluation.protocol import EvalProtocol
+from moa_depthclip.model.prediction import flip_enabled, predict_batch
 
 
 @dataclass
@@ -54,27 +54,6 @@ def _collate(samples: list[dict]) -> list[dict]:
     return samples
 
 
-def _forward(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    output = model(images)
-    depth = output.depth if hasattr(output, "depth") else output
-    if not isinstance(depth, torch.Tensor) or depth.dim() != 4 or depth.shape[1] != 1:
-        raise TypeError("the model must return a DepthOutput (or tensor) with depth of shape (B, 1, H, W)")
-    return depth
-
-
-@torch.no_grad()
-def predict_batch(
-    model: nn.Module, images: torch.Tensor, flip: bool = False, input_size: tuple[int, int] | None = None
-) -> torch.Tensor:
-    """Depth (B, 1, h, w) at the model input resolution for images (B, 3, H, W) in [0, 1]."""
-    size = input_size or model_input_size(images.shape[-2], images.shape[-1])
-    x = resize_image(images, size)
-    depth = _forward(model, x)
-    if flip:
-        depth = 0.5 * (depth + _forward(model, x.flip(-1)).flip(-1))
-    return depth
-
-
 def evaluate(
     model: nn.Module,
     dataset: Dataset,
@@ -90,7 +69,7 @@ def evaluate(
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset`` under ``protocol``; ``flip`` (or ``protocol.flip``) averages
     the prediction with that of the mirrored image."""
-    flip = flip or protocol.flip
+    flip = flip_enabled(model, flip or protocol.flip)
     protocol = protocol.with_options(flip=flip)
     device = torch.device(device)
     was_training = model.training
@@ -110,7 +89,7 @@ def evaluate(
             for group in _group_by_size(samples):
                 images = torch.stack([s["image"] for s in group]).to(device)
                 targets = torch.stack([s["depth"] for s in group]).to(device)
-                pred = predict_batch(model, images, flip=flip, input_size=input_size)
+                pred = predict_batch(model, images, flip=flip, input_size=input_size, long_side=None)
                 pred, mask = protocol.prepare(pred, targets)
                 metrics = compute_metrics(pred, targets, mask)
                 valid = mask.flatten(1).sum(dim=1)

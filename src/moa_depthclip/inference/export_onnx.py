@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from moa_depthclip.errors import CheckpointError, UserFacingError, WeightsNotFoundError
-from moa_depthclip.inference.predict import DepthPredictorMixin
+from moa_depthclip.model.contract import DepthModel
 from moa_depthclip.model.outputs import DepthOutput
+from moa_depthclip.model.prediction import depth_of
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "images"
@@ -47,8 +48,7 @@ class _DepthOnly(nn.Module):
         self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        output = self.model(images)
-        return output.depth if hasattr(output, "depth") else output
+        return depth_of(self.model(images))
 
 
 def export_onnx(
@@ -126,16 +126,20 @@ def _set_metadata(graph: Any, values: dict[str, str]) -> None:
         entry.key, entry.value = key, value
 
 
-class OnnxDepthModel(DepthPredictorMixin):
-    """An exported graph run by ONNX Runtime, callable like a depth model (tensor in, DepthOutput out).
+class OnnxDepthModel(DepthModel):
+    """An exported graph run by ONNX Runtime, following the depth-model contract (tensor in,
+    DepthOutput out; ``predict``; ``is_random_init`` from the graph's metadata).
 
-    ``predict(images)`` / ``predict_depth(onnx_model, images)`` work exactly as for PyTorch models.
-    A graph exported with fixed sizes reports them in ``fixed_input_size`` (the predict path then
-    resizes to that size) and is run one image at a time when its batch size is fixed.
+    ``predict(images)`` and the evaluation runner go through the same prediction path as PyTorch
+    models. A graph exported with fixed sizes reports them in ``fixed_input_size`` (the prediction
+    path then resizes to that size) and is run one image at a time when its batch size is fixed.
+    The module has no parameters: ``.to(device)`` and ``.eval()`` change nothing (it runs on CPU).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         import onnxruntime as ort
+
+        super().__init__()
 
         path = Path(path)
         if not path.is_file():
@@ -149,14 +153,19 @@ class OnnxDepthModel(DepthPredictorMixin):
             raise CheckpointError(f"{path} is not a usable ONNX model ({error})") from error
         self.path = path
         metadata = self.session.get_modelmeta().custom_metadata_map
-        self.is_random_init = metadata.get(META_RANDOM_INIT, "false") == "true"
+        self._random_init = metadata.get(META_RANDOM_INIT, "false") == "true"
         self.model_name = metadata.get(META_MODEL, "unknown")
         shape = self.session.get_inputs()[0].shape
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         fixed = all(isinstance(v, int) for v in shape[2:])
-        self.fixed_input_size: tuple[int, int] | None = (shape[2], shape[3]) if fixed else None
+        self.fixed_input_size = (shape[2], shape[3]) if fixed else None
 
-    def __call__(self, images: torch.Tensor) -> DepthOutput:
+    @property
+    def is_random_init(self) -> bool:
+        """Recorded in the graph's metadata by :func:`export_onnx`."""
+        return self._random_init
+
+    def forward(self, images: torch.Tensor) -> DepthOutput:
         array = images.detach().cpu().float().numpy()
         if self.fixed_batch is not None and array.shape[0] != self.fixed_batch:
             parts = [self._run(array[i : i + 1]) for i in range(array.shape[0])]

@@ -24,7 +24,7 @@ from torch import nn
 
 from moa_depthclip.clip_loading import is_hub_id
 from moa_depthclip.errors import UserFacingError, WeightsNotFoundError
-from moa_depthclip.inference.hub import is_saved_model_dir
+from moa_depthclip.model.hub import is_saved_model_dir
 
 # Sub-folders of a training run that hold a saved model, in order of preference (the trainer
 # writes best/ and final/).

@@ -1,274 +1,60 @@
-"""Image(s) in, metric depth out: the one prediction path for the Python API, the CLI and ONNX.
+"""Image(s) in, metric depth out, for batch jobs: the tolerant per-image loop over files.
 
-``predict_depth(model, images)`` accepts what people actually have: PIL images, NumPy arrays
-((H, W, 3) ``uint8`` or float in [0, 1], (H, W) grayscale, (H, W, 4) RGBA, 16-bit), file paths, or a
-list of these, and returns ``float32`` (H, W) depth in metres at each image's original size.
-
-How an image goes through the model:
-
-1. Decode upright RGB (paths via ``moa_depthclip.data.io.load_rgb``: EXIF rotation, grayscale,
-   RGBA on white, 16-bit scaled).
-2. Resize to the *working size*: the long side becomes ``long_side`` (default 640), the aspect ratio
-   is kept and both sides are rounded to multiples of 32 (the model contract). ``input_size=(H, W)``
-   forces one size instead (e.g. for a fixed-size ONNX graph). Resizing happens on the ``uint8``
-   image before anything is converted to float, so a 50-megapixel photo never becomes a full-size
-   float tensor: memory is bounded by the working size plus the output map itself.
-3. Predict (optionally averaged with the horizontally flipped image), images of the same working
-   size batched together.
-4. Resize the depth back to the original size (bilinear).
-
-``model`` is anything that maps a (B, 3, H, W) float tensor in [0, 1] to a ``DepthOutput`` (or a
-depth tensor): every depth model in the package, and the ONNX Runtime wrapper in ``export_onnx``.
+The prediction itself (decoding, working size, flip, resizing back) is the model layer's one path,
+:mod:`moa_depthclip.model.prediction`; ``predict_depth`` and ``working_size`` are re-exported here
+because this is where users of the package look for them. What this module adds is
+:func:`iter_predictions`: image by image, an unreadable file is reported as that image's error
+instead of stopping the others (``moa-depthclip predict`` is built on it).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image, ImageOps
 
-from moa_depthclip.data.transforms import round_to_multiple
-from moa_depthclip.errors import DataError, InputSizeError
+from moa_depthclip.errors import DataError
+from moa_depthclip.model.prediction import (
+    DEFAULT_LONG_SIDE,
+    ImageInput,
+    predict_depth,
+    to_rgb_uint8,
+    working_size,
+)
 
-ImageInput = Image.Image | np.ndarray | str | os.PathLike | torch.Tensor
-
-DEFAULT_LONG_SIDE = 640
-MULTIPLE = 32
-
-
-# --------------------------------------------------------------------------------------------------
-# decoding
+__all__ = ["DEFAULT_LONG_SIDE", "Prediction", "iter_predictions", "predict_depth", "working_size"]
 
 
-def to_rgb_uint8(image: ImageInput) -> np.ndarray:
-    """Any supported input -> upright RGB ``uint8`` (H, W, 3) (float inputs stay float, see below).
+@dataclass
+class Prediction:
+    """One input's result: the decoded image and its depth, or the error that stopped it."""
 
-    Float arrays/tensors in [0, 1] are returned as float32 (H, W, 3) so that no precision is lost
-    and no copy is made when they are already float; everything else becomes ``uint8``.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        from moa_depthclip.data.io import load_rgb
+    index: int
+    source: ImageInput
+    image: np.ndarray | None = None  # upright RGB (H, W, 3) as the model saw it before resizing
+    depth: np.ndarray | None = None  # float32 (H, W) metres at the image's size
+    error: Exception | None = None
 
-        return load_rgb(image)
-    if isinstance(image, Image.Image):
-        return _pil_to_rgb(image)
-    if isinstance(image, torch.Tensor):
-        tensor = image.detach().cpu()
-        if tensor.ndim == 3 and tensor.shape[0] in (1, 3, 4) and tensor.shape[-1] not in (1, 3, 4):
-            tensor = tensor.permute(1, 2, 0)  # CHW -> HWC
-        image = tensor.numpy()
-    if isinstance(image, np.ndarray):
-        return _array_to_rgb(image)
-    raise TypeError(
-        f"cannot predict on a {type(image).__name__}: pass a PIL image, a NumPy array, a tensor or a path"
-    )
-
-
-def _pil_to_rgb(image: Image.Image) -> np.ndarray:
-    image = ImageOps.exif_transpose(image)
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV", "1", "La", "RGBa", "PA"):
-        image = image.convert("RGBA" if "A" in image.mode else "RGB")
-    elif image.mode == "LA":
-        image = image.convert("RGBA")
-    return _array_to_rgb(np.asarray(image))
-
-
-def _array_to_rgb(array: np.ndarray) -> np.ndarray:
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or 0 in array.shape:
-        raise DataError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image array, got shape {array.shape}")
-    if array.dtype == np.uint8:
-        rgb, alpha, peak = array, None, 255.0
-    elif array.dtype in (np.uint16, np.int32, np.int64, np.uint32):
-        rgb, alpha, peak = array, None, 65535.0
-    elif np.issubdtype(array.dtype, np.floating):
-        if not np.isfinite(array).all():
-            raise DataError("image array holds NaN or infinite values")
-        rgb, alpha, peak = array, None, 1.0
-    elif array.dtype == np.bool_:
-        rgb, alpha, peak = array.astype(np.uint8) * 255, None, 255.0
-    else:
-        raise DataError(f"unsupported image array dtype {array.dtype}")
-    if rgb.shape[2] == 4:
-        rgb, alpha = rgb[:, :, :3], rgb[:, :, 3:]
-    if peak == 255.0 and alpha is None:
-        return np.ascontiguousarray(np.broadcast_to(rgb, (*rgb.shape[:2], 3)))
-    if peak == 1.0 and alpha is None:
-        values = np.clip(rgb.astype(np.float32, copy=False), 0.0, 1.0)
-        return np.broadcast_to(values, (*values.shape[:2], 3))
-    values = rgb.astype(np.float32) / peak
-    if alpha is not None:  # composite on white, as the file reader does
-        weight = np.clip(alpha.astype(np.float32) / peak, 0.0, 1.0)
-        values = values * weight + (1.0 - weight)
-    values = np.broadcast_to(np.clip(values, 0.0, 1.0), (*values.shape[:2], 3))
-    return np.round(values * 255.0).astype(np.uint8)
-
-
-# --------------------------------------------------------------------------------------------------
-# sizes
-
-
-def working_size(
-    height: int,
-    width: int,
-    long_side: int | None = DEFAULT_LONG_SIDE,
-    input_size: tuple[int, int] | None = None,
-) -> tuple[int, int]:
-    """The (H, W) the model sees: ``input_size`` if given, else aspect kept with the long side set."""
-    if input_size is not None:
-        h, w = (int(v) for v in input_size)
-        if h <= 0 or w <= 0 or h % MULTIPLE or w % MULTIPLE:
-            raise InputSizeError(f"input size {h}x{w} must be positive multiples of {MULTIPLE}")
-        return h, w
-    if long_side is None:
-        return round_to_multiple(height, MULTIPLE), round_to_multiple(width, MULTIPLE)
-    if long_side < MULTIPLE:
-        raise InputSizeError(f"long side {long_side} must be at least {MULTIPLE}")
-    scale = long_side / max(height, width)
-    return round_to_multiple(round(height * scale), MULTIPLE), round_to_multiple(
-        round(width * scale), MULTIPLE
-    )
-
-
-def _to_model_tensor(rgb: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """(H, W, 3) uint8/float image -> (3, h, w) float in [0, 1] at the working size.
-
-    ``uint8`` images are resized by PIL *before* conversion (antialiased when shrinking), so no
-    full-resolution float copy is ever made.
-    """
-    height, width = size
-    if rgb.dtype == np.uint8:
-        if rgb.shape[:2] != (height, width):
-            rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
-        return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-    array = np.ascontiguousarray(rgb, dtype=np.float32)
-    with warnings.catch_warnings():  # read-only views are fine: the tensor is only read
-        warnings.simplefilter("ignore", UserWarning)
-        view = torch.from_numpy(array).permute(2, 0, 1)[None]
-    if tuple(view.shape[-2:]) != (height, width):
-        shrinking = height < view.shape[-2] or width < view.shape[-1]
-        view = F.interpolate(
-            view, size=(height, width), mode="bilinear", align_corners=False, antialias=shrinking
-        )
-    return view[0].clamp(0.0, 1.0)
-
-
-# --------------------------------------------------------------------------------------------------
-# prediction
-
-
-def predict_depth(
-    model: Any,
-    images: ImageInput | Sequence[ImageInput],
-    *,
-    long_side: int | None = DEFAULT_LONG_SIDE,
-    input_size: tuple[int, int] | None = None,
-    flip: bool = False,
-    batch_size: int = 4,
-    device: str | torch.device | None = None,
-) -> np.ndarray | list[np.ndarray]:
-    """Metric depth (metres, ``float32`` (H, W), original size) for one image or a list of images.
-
-    A single input gives one array, a list gives a list in the same order. ``long_side`` sets the
-    working resolution (aspect kept, multiples of 32; None = the image's own size rounded), or
-    ``input_size=(H, W)`` fixes it; ``flip`` averages with the horizontally flipped prediction.
-    Models with a fixed input size (``model.fixed_input_size``, e.g. a static ONNX graph) use it.
-    """
-    single = not isinstance(images, (list, tuple))
-    items = [images] if single else list(images)
-    if input_size is None:
-        input_size = getattr(model, "fixed_input_size", None)
-    rgbs = [to_rgb_uint8(item) for item in items]
-    results: list[np.ndarray | None] = [None] * len(rgbs)
-    sizes = [working_size(rgb.shape[0], rgb.shape[1], long_side, input_size) for rgb in rgbs]
-    with _inference(model, device) as run:
-        for size in dict.fromkeys(sizes):
-            indices = [i for i, s in enumerate(sizes) if s == size]
-            for start in range(0, len(indices), max(1, batch_size)):
-                chunk = indices[start : start + max(1, batch_size)]
-                batch = torch.stack([_to_model_tensor(rgbs[i], size) for i in chunk])
-                depth = run(batch)
-                if flip:
-                    depth = 0.5 * (depth + run(batch.flip(-1)).flip(-1))
-                for row, index in enumerate(chunk):
-                    results[index] = _restore_size(depth[row : row + 1], rgbs[index].shape[:2])
-    return results[0] if single else results  # type: ignore[return-value]
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 def iter_predictions(
     model: Any, images: Sequence[ImageInput], **options: Any
-) -> Iterator[tuple[int, np.ndarray | Exception]]:
-    """Predict image by image, yielding ``(index, depth)`` or ``(index, error)`` for inputs that fail.
+) -> Iterator[Prediction]:
+    """Predict image by image; an input that cannot be read (bad file, bad array) yields its error.
 
-    For batch jobs (the CLI) where one unreadable file must not stop the rest.
+    ``options`` are those of :func:`predict_depth` (``long_side``, ``input_size``, ``flip``,
+    ``device``). Errors other than unreadable data (a broken model, a wrong option) propagate.
     """
-    for index, image in enumerate(images):
+    for index, item in enumerate(images):
         try:
-            yield index, predict_depth(model, image, **options)  # type: ignore[misc]
-        except DataError as error:
-            yield index, error
-
-
-def _restore_size(depth: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """(1, 1, h, w) -> float32 (H, W) at the original size (bilinear, positive by construction)."""
-    if tuple(depth.shape[-2:]) != tuple(size):
-        depth = F.interpolate(depth, size=tuple(size), mode="bilinear", align_corners=False)
-    return depth[0, 0].to(torch.float32).cpu().numpy()
-
-
-@contextlib.contextmanager
-def _inference(model: Any, device: str | torch.device | None) -> Iterator[Any]:
-    """A function batch -> (B, 1, h, w) depth tensor; torch modules run in eval mode, no grad."""
-    if isinstance(model, torch.nn.Module):
-        parameter = next(model.parameters(), None)
-        target = (
-            torch.device(device)
-            if device is not None
-            else (parameter.device if parameter is not None else None)
-        )
-        was_training = model.training
-        model.eval()
-
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            return _depth_of(model(batch.to(target) if target is not None else batch)).float()
-
-        try:
-            with torch.inference_mode():
-                yield run
-        finally:
-            model.train(was_training)
-    else:
-
-        def run(batch: torch.Tensor) -> torch.Tensor:
-            return _depth_of(model(batch)).float()
-
-        yield run
-
-
-def _depth_of(output: Any) -> torch.Tensor:
-    depth = output.depth if hasattr(output, "depth") else output
-    if isinstance(depth, np.ndarray):
-        depth = torch.from_numpy(depth)
-    if depth.ndim == 3:
-        depth = depth[:, None]
-    return depth
-
-
-class DepthPredictorMixin:
-    """Adds ``model.predict(images, ...)``: :func:`predict_depth` with the model itself."""
-
-    def predict(
-        self, images: ImageInput | Sequence[ImageInput], **options: Any
-    ) -> np.ndarray | list[np.ndarray]:
-        """Metric depth in metres at each image's original size; see :func:`predict_depth`."""
-        return predict_depth(self, images, **options)
+            rgb = to_rgb_uint8(item)
+            depth = predict_depth(model, rgb, **options)
+        except (DataError, OSError) as error:
+            yield Prediction(index, item, error=error)
+            continue
+        yield Prediction(index, item, image=rgb, depth=depth)  # type: ignore[arg-type]

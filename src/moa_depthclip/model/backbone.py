@@ -12,6 +12,7 @@ from torch import nn
 from transformers import CLIPModel, CLIPVisionConfig
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer, CLIPVisionEmbeddings
 
+from moa_depthclip.data.transforms import round_to_multiple
 from moa_depthclip.errors import InputSizeError
 
 
@@ -59,8 +60,8 @@ class CLIPViTBackbone(nn.Module):
         if height % self.patch_size or width % self.patch_size or height <= 0 or width <= 0:
             raise InputSizeError(
                 f"input size {height}x{width} is not a multiple of the patch size {self.patch_size}: "
-                f"resize or pad the image (e.g. to {_round_to(height, self.patch_size)}x"
-                f"{_round_to(width, self.patch_size)}) first."
+                f"resize or pad the image (e.g. to {round_to_multiple(height, self.patch_size)}x"
+                f"{round_to_multiple(width, self.patch_size)}) first."
             )
         return height // self.patch_size, width // self.patch_size
 
@@ -113,7 +114,3 @@ class CLIPViTBackbone(nn.Module):
     def joint_embedding(self, tokens: torch.Tensor) -> torch.Tensor:
         """CLS token -> CLIP joint space (post-LN + visual projection)."""
         return self.visual_projection(self.post_layernorm(tokens[:, 0]))
-
-
-def _round_to(value: int, multiple: int) -> int:
-    return max(multiple, round(value / multiple) * multiple)

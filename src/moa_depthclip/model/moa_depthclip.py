@@ -6,31 +6,31 @@
           --hybrid head--> 128-bin expected depth, regression depth, blend --> metric depth
 
 Construction:
-* ``MoADepthCLIP.from_clip(config)`` starts from CLIP weights (hub id, local folder, OpenAI file,
-  or ``"random"``) and encodes the prompt bank once with the frozen text encoder;
+* ``MoADepthCLIP.from_clip(config_or_source)`` starts from CLIP weights (hub id, local folder,
+  OpenAI file, or ``"random"``) and encodes the prompt bank once with the frozen text encoder;
 * ``MoADepthCLIP.from_pretrained(path_or_hub_id)`` / ``save_pretrained`` / ``push_to_hub`` load and
-  store a trained model (safetensors + config.json) through huggingface_hub's mixin.
+  store a trained model (safetensors + config.json): the depth-model contract
+  (:mod:`moa_depthclip.model.contract`).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 from transformers import CLIPConfig
 
-from moa_depthclip.clip_loading import load_clip
-from moa_depthclip.config import ModelConfig
+from moa_depthclip.clip_loading import download_hint, load_clip
+from moa_depthclip.config import BackboneConfig, ModelConfig
 from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
-from moa_depthclip.errors import InputSizeError
-from moa_depthclip.inference.hub import HubLoadingMixin
-from moa_depthclip.inference.predict import DepthPredictorMixin
+from moa_depthclip.errors import InputSizeError, WeightsNotFoundError
 from moa_depthclip.model.backbone import CLIPViTBackbone
 from moa_depthclip.model.context import SceneContext, encode_prompt_bank, prompt_texts
+from moa_depthclip.model.contract import PretrainedDepthModel
 from moa_depthclip.model.decoder import ProgressiveDecoder
 from moa_depthclip.model.heads import HybridDepthHead
 from moa_depthclip.model.moa import MixtureOfAdapters
@@ -47,14 +47,8 @@ class EncodedImage:
 
 
 class MoADepthCLIP(
-    DepthPredictorMixin,  # model.predict(images): metric depth at the original size
-    HubLoadingMixin,  # strict from_pretrained with clear errors, in front of the hub mixin
-    nn.Module,
-    PyTorchModelHubMixin,
-    library_name="moa-depthclip",
-    tags=["depth-estimation", "clip", "monocular-depth"],
-    pipeline_tag="depth-estimation",
-    license="apache-2.0",
+    PretrainedDepthModel,
+    tags=["clip"],
     coders={ModelConfig: (lambda config: config.to_dict(), lambda data: ModelConfig.from_dict(data))},
 ):
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -66,11 +60,7 @@ class MoADepthCLIP(
         clip_config = _clip_config(config)
         vision = clip_config.vision_config
         num_layers = vision.num_hidden_layers
-        if not config.moa.layers:
-            raise ValueError("MoA-DepthCLIP needs at least one MoA layer (they are also the decoder's taps)")
-        for index in config.moa.layers:
-            if not 0 <= index < num_layers:
-                raise ValueError(f"MoA layer {index} does not exist: the backbone has {num_layers} blocks")
+        _check_layers(config, num_layers)
 
         self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
@@ -90,35 +80,45 @@ class MoADepthCLIP(
                     width,
                     num_experts=moa.num_experts,
                     rank=moa.rank,
-                    context_dim=width if moa.router_uses_context else None,
+                    context_dim=width if (moa.router_uses_context and self.context.enabled) else None,
                     spatial_kernel=moa.spatial_kernel,
                     zero_init=moa.zero_init,
+                    regularizer=moa.router_regularizer,
                 )
                 for index in moa.layers
             }
         )
-        self.tap_layers = tuple(sorted(moa.layers))
-        self.decoder = ProgressiveDecoder(width, len(self.tap_layers), config.decoder)
+        self.tap_layers = tuple(sorted(config.decoder.tap_layers))
+        self.decoder = ProgressiveDecoder(
+            width, len(self.tap_layers), config.decoder, use_context=self.context.enabled
+        )
         self.head = HybridDepthHead(self.decoder.out_channels, config.head)
-        self.backbone.set_trainable(config.backbone.unfrozen_blocks)
+        # Blocks after the last tap never run: they stay frozen whatever unfrozen_blocks says.
+        self.backbone.set_trainable(self.unfrozen_blocks)
 
     # ---------------------------------------------------------------------------------------------
     # construction
 
     @classmethod
     def from_clip(
-        cls, config: ModelConfig | None = None, tokenizer_source: str | None = None
+        cls, config: ModelConfig | str | None = None, tokenizer_source: str | None = None
     ) -> MoADepthCLIP:
-        """Build from CLIP weights named by ``config.backbone.source`` and encode the prompt bank."""
-        config = config if config is not None else ModelConfig()
+        """Build from CLIP weights and encode the prompt bank.
+
+        ``config`` is a :class:`ModelConfig` (weights named by ``config.backbone.source``) or just the
+        source: a hub id such as ``"openai/clip-vit-base-patch32"``, a folder, a checkpoint file or
+        ``"random"`` (default architecture). The caller's config is not modified: the model keeps a
+        copy that records the CLIP architecture actually loaded and whether it was pretrained.
+        """
+        if isinstance(config, str):
+            config = ModelConfig(backbone=BackboneConfig(source=config))
+        config = copy.deepcopy(config) if config is not None else ModelConfig()
         loaded = load_clip(
             config.backbone.source,
             clip_config=config.backbone.clip_config,
             tokenizer_source=tokenizer_source,
         )
         if loaded.tokenizer is None:
-            from moa_depthclip.clip_loading import WeightsNotFoundError, download_hint
-
             raise WeightsNotFoundError(
                 f"{config.backbone.source} carries no tokenizer, which the prompt bank needs: pass "
                 f"tokenizer_source (--tokenizer) pointing at a Hugging Face CLIP folder.\n{download_hint()}"
@@ -130,6 +130,11 @@ class MoADepthCLIP(
         texts = prompt_texts(config.context.templates, config.context.words)
         model.context.prompt_bank.copy_(encode_prompt_bank(loaded.model, loaded.tokenizer, texts))
         return model
+
+    @property
+    def unfrozen_blocks(self) -> tuple[int, ...]:
+        """The backbone blocks actually trained: the configured ones up to the last tap."""
+        return tuple(b for b in self.config.backbone.unfrozen_blocks if b <= self.tap_layers[-1])
 
     @property
     def is_random_init(self) -> bool:
@@ -151,7 +156,7 @@ class MoADepthCLIP(
             depth_reg=_upsample(head["depth_reg"], size),
             bin_logits=head["bin_logits"],
             bin_centers=self.head.centers,
-            aux_loss=encoded.balance_loss * self.config.moa.load_balance_weight,
+            aux_loss=encoded.balance_loss * _router_weight(self.config),
         )
 
     def encode(self, images: torch.Tensor) -> EncodedImage:
@@ -164,21 +169,25 @@ class MoADepthCLIP(
 
         static_context = self.context.mode == "static"
         context = self.context(None, batch) if static_context else None
+        image_context = self.context.mode == "image"
         taps: list[torch.Tensor] = []
         balance = tokens.new_zeros(())
         for index, block in enumerate(self.backbone.blocks):
             tokens = block(tokens, None)
             key = str(index)
             if key in self.moa:
-                if not static_context:
+                if image_context:
                     context = self.context(self.backbone.joint_embedding(tokens), batch)
                 tokens, block_balance = self.moa[key](tokens, context, grid)
                 balance = balance + block_balance
+            if index in self.tap_layers:
                 taps.append(tokens)
             if index == self.tap_layers[-1]:
                 break  # later blocks would change no tap
+        if image_context and context is None:  # no MoA layer: the decoder's context from the last tap
+            context = self.context(self.backbone.joint_embedding(tokens), batch)
         return EncodedImage(
-            taps=taps, context=context, grid=grid, balance_loss=balance / len(self.moa), pixels=pixels
+            taps=taps, context=context, grid=grid, balance_loss=balance / max(1, len(self.moa)), pixels=pixels
         )
 
     # ---------------------------------------------------------------------------------------------
@@ -212,9 +221,36 @@ class MoADepthCLIP(
             "tokens": grid[0] * grid[1] + 1,
             "decoder_output": [image_size[0] // self.decoder.stride, image_size[1] // self.decoder.stride],
             "moa_layers": list(self.config.moa.layers),
-            "unfrozen_blocks": list(self.config.backbone.unfrozen_blocks),
+            "tap_layers": list(self.tap_layers),
+            "unfrozen_blocks": list(self.unfrozen_blocks),
             "random_init": self.is_random_init,
         }
+
+
+def _check_layers(config: ModelConfig, num_layers: int) -> None:
+    """Every MoA layer, tap and unfrozen block must exist and be able to change the output."""
+    taps = config.decoder.tap_layers
+    if not taps:
+        raise ValueError("model.decoder.tap_layers is empty: the decoder needs at least one tapped block")
+    named = (("model.moa.layers", config.moa.layers), ("model.decoder.tap_layers", taps))
+    named += (("model.backbone.unfrozen_blocks", config.backbone.unfrozen_blocks),)
+    for setting, layers in named:
+        for index in layers:
+            if not 0 <= index < num_layers:
+                raise ValueError(f"{setting}: block {index} does not exist (the backbone has {num_layers})")
+    late = [index for index in config.moa.layers if index > max(taps)]
+    if late:
+        raise ValueError(
+            f"model.moa.layers: block(s) {late} come after the last tapped block {max(taps)}, so they "
+            "could not change the prediction; remove them or tap a later block (model.decoder.tap_layers)"
+        )
+
+
+def _router_weight(config: ModelConfig) -> float:
+    """Weight of the router regulariser the MoA modules report (``aux_loss``)."""
+    moa = config.moa
+    weights = {"load_balance": moa.load_balance_weight, "entropy": moa.entropy_weight}
+    return weights.get(moa.router_regularizer, 0.0)
 
 
 def _clip_config(config: ModelConfig) -> CLIPConfig:

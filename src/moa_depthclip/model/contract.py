@@ -1,0 +1,94 @@
+"""The depth-model contract every model in the package follows.
+
+:class:`DepthModel` (an ``nn.Module``):
+
+* ``forward(images)``: ``images`` (B, 3, H, W) RGB in [0, 1], H and W multiples of 32 ->
+  :class:`~moa_depthclip.model.outputs.DepthOutput` whose ``depth`` is (B, 1, H, W) metres;
+* ``predict(images, ...)``: PIL images, arrays, tensors or paths -> metric depth at each image's
+  original size, through the one prediction path (:mod:`moa_depthclip.model.prediction`);
+* ``is_random_init``: True when the weights that matter started random (predictions then mean
+  nothing; the command line warns);
+* ``default_flip``: True when the model's predictions are, by its own configuration, averaged with
+  the mirrored image (the prediction path does it; ``forward`` never flips);
+* ``fixed_input_size``: the only (H, W) the model accepts, or None.
+
+:class:`PretrainedDepthModel` adds ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub``
+through huggingface_hub's ``PyTorchModelHubMixin`` (config.json + model.safetensors), with strict
+loading and one-line errors (:class:`~moa_depthclip.model.hub.HubLoadingMixin`), and a model card
+from ``moa_depthclip.model_card.render_model_card(model)`` when that module is installed.
+MoA-DepthCLIP, DepthCLIP and the constant and layout-prior floors are ``PretrainedDepthModel``\\ s;
+the ONNX Runtime wrapper is a ``DepthModel``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
+from torch import nn
+
+from moa_depthclip.model.hub import HubLoadingMixin
+from moa_depthclip.model.outputs import DepthOutput
+from moa_depthclip.model.prediction import ImageInput, predict_depth
+
+MODEL_CARD_MODULE = "moa_depthclip.model_card"
+
+
+class DepthModel(nn.Module):
+    """Base class of every depth model: see the module docstring for the contract."""
+
+    #: The only input size the model accepts, (H, W), or None for any multiple of 32.
+    fixed_input_size: tuple[int, int] | None = None
+
+    def forward(self, images: torch.Tensor) -> DepthOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def is_random_init(self) -> bool:
+        """True when the model's weights started random (its depth is then meaningless)."""
+        return False
+
+    @property
+    def default_flip(self) -> bool:
+        """True when the prediction path should average with the mirrored image by default."""
+        return False
+
+    def predict(
+        self, images: ImageInput | Sequence[ImageInput], **options: Any
+    ) -> np.ndarray | list[np.ndarray]:
+        """Metric depth in metres at each image's original size; options as in ``predict_depth``."""
+        return predict_depth(self, images, **options)
+
+
+class PretrainedDepthModel(
+    HubLoadingMixin,  # strict from_pretrained with clear errors, in front of the hub mixin
+    DepthModel,
+    PyTorchModelHubMixin,
+    library_name="moa-depthclip",
+    tags=["depth-estimation", "monocular-depth"],
+    pipeline_tag="depth-estimation",
+    license="apache-2.0",
+):
+    """A depth model that saves, loads and pushes itself (config.json + model.safetensors)."""
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """The package's model card when ``moa_depthclip.model_card`` provides one, else the mixin's."""
+        render = model_card_renderer()
+        if render is None:
+            return super().generate_model_card(*args, **kwargs)
+        return ModelCard(render(self))
+
+
+def model_card_renderer() -> Callable[[nn.Module], str] | None:
+    """``render_model_card(model) -> str`` from ``moa_depthclip.model_card``, if that module exists."""
+    try:
+        module = importlib.import_module(MODEL_CARD_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name != MODEL_CARD_MODULE:
+            raise
+        return None
+    return getattr(module, "render_model_card", None)
