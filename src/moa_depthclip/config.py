@@ -41,7 +41,9 @@ class MoAConfig:
     router that sees the token *and* the global context vector.
     """
 
+    # Blocks followed by a MoA module; ``[]`` is the fine-tuning-only ablation (no adapters).
     layers: tuple[int, ...] = (2, 5, 8, 11)
+    # ``1`` is a plain bottleneck adapter: one expert, no router, no router regulariser.
     num_experts: int = 4
     rank: int = 64
     # Zero up-projections make the untrained model equal the pretrained backbone.
@@ -49,8 +51,15 @@ class MoAConfig:
     router_uses_context: bool = True
     # Depthwise conv over the patch grid inside the experts (0 disables it).
     spatial_kernel: int = 3
-    # Weight of the Switch-style load-balancing term the model reports as ``aux_loss``.
+    # What keeps the router in shape, reported by the model as ``aux_loss``:
+    # ``load_balance``: Switch-style term, zero when the experts share tokens equally;
+    # ``entropy``: mean entropy of each token's gates (over log K), pushes every token to commit to
+    # few experts; ``none``: no router term.
+    router_regularizer: Literal["load_balance", "entropy", "none"] = "load_balance"
+    # Weight of the load-balancing term (``router_regularizer = "load_balance"``).
     load_balance_weight: float = 0.01
+    # Weight of the gate-entropy term (``router_regularizer = "entropy"``).
+    entropy_weight: float = 0.01
 
 
 @dataclass
@@ -60,9 +69,10 @@ class ContextConfig:
     ``static``: one vector (mean of the normalised prompt embeddings) shared by every image.
     ``image``:  the image CLS embedding attends over the prompt bank (softmax of cosine similarity),
     giving an image-conditioned context; an ablation of the static variant.
+    ``none``:   no context at all (ablation): the router sees only the token, the decoder fuses none.
     """
 
-    mode: Literal["static", "image"] = "static"
+    mode: Literal["static", "image", "none"] = "static"
     templates: tuple[str, ...] = CONTEXT_TEMPLATES
     words: tuple[str, ...] = DISTANCE_WORDS
     temperature: float = 0.07
@@ -70,8 +80,11 @@ class ContextConfig:
 
 @dataclass
 class DecoderConfig:
-    """Light progressive decoder from the tapped (MoA) layers to a dense feature map."""
+    """Light progressive decoder from the tapped backbone layers to a dense feature map."""
 
+    # Blocks whose output tokens (after their MoA module, if any) feed the decoder. Independent of
+    # ``moa.layers`` so that moving or removing the adapters does not move the taps.
+    tap_layers: tuple[int, ...] = (2, 5, 8, 11)
     # Channels of the fused coarse grid, then of each x2 upsampling stage.
     fusion_channels: int = 128
     stage_channels: tuple[int, ...] = (96, 64, 32)
@@ -87,8 +100,9 @@ class HeadConfig:
     min_depth: float = 1e-3
     max_depth: float = 10.0
     bin_spacing: Literal["linear", "log"] = "linear"
-    # ``learned``: per-pixel sigmoid gate predicted from the features; ``fixed``: constant weight.
-    blend: Literal["learned", "fixed"] = "learned"
+    # ``learned``: per-pixel sigmoid gate predicted from the features; ``fixed``: constant weight;
+    # ``bins`` / ``regression``: one branch only (ablations; the other branch is frozen and unused).
+    blend: Literal["learned", "fixed", "bins", "regression"] = "learned"
     fixed_blend_weight: float = 0.5
 
 
@@ -134,6 +148,30 @@ class ModelConfig(SerializableConfig):
     context: ContextConfig = field(default_factory=ContextConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return dataclass_from_dict(cls, upgrade_model_dict(data))
+
+
+def upgrade_model_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a model config saved by an older version up to date, with the same behaviour.
+
+    Before ``decoder.tap_layers`` existed the decoder tapped exactly the MoA layers, so a saved
+    config without it gets ``tap_layers = moa.layers``. Only complete saved configs (every decoder
+    and MoA field written out) are upgraded: in a hand-written partial config a missing
+    ``tap_layers`` means the default, so that moving the adapters never moves the taps silently.
+    """
+    decoder, moa = data.get("decoder"), data.get("moa")
+    if not (isinstance(decoder, dict) and isinstance(moa, dict)) or "tap_layers" in decoder:
+        return data
+    saved = {"fusion_channels", "stage_channels"} <= decoder.keys() and {
+        "layers",
+        "load_balance_weight",
+    } <= moa.keys()
+    if not saved:
+        return data
+    return {**data, "decoder": {**decoder, "tap_layers": list(moa["layers"])}}
 
 
 def dataclass_from_dict(cls: type, data: dict[str, Any]) -> Any:

@@ -9,6 +9,8 @@ Modes:
 * ``image``  – the image's CLS token, taken through CLIP's own (frozen) post-LN and visual
   projection, attends over the prompt bank; the weighted prompt embedding is the context. This
   makes the context depend on what the image looks like (an ablation of the static variant).
+* ``none``   – no context (ablation): ``forward`` returns None and the module has no trainable
+  parameters; the prompt bank buffer is still stored so that every mode has the same buffers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPModel, CLIPTokenizer
+
+CONTEXT_MODES = ("static", "image", "none")
 
 
 def prompt_texts(templates: tuple[str, ...], words: tuple[str, ...]) -> list[str]:
@@ -38,15 +42,22 @@ class SceneContext(nn.Module):
 
     def __init__(self, num_prompts: int, joint_dim: int, width: int, mode: str, temperature: float) -> None:
         super().__init__()
-        if mode not in ("static", "image"):
-            raise ValueError(f"context mode must be 'static' or 'image', got {mode!r}")
+        if mode not in CONTEXT_MODES:
+            raise ValueError(f"context mode must be one of {', '.join(CONTEXT_MODES)}, got {mode!r}")
         self.mode = mode
         self.temperature = temperature
         self.register_buffer("prompt_bank", torch.zeros(num_prompts, joint_dim))
-        self.projection = nn.Linear(joint_dim, width)
+        self.projection = nn.Linear(joint_dim, width) if mode != "none" else None
 
-    def forward(self, image_embedding: torch.Tensor | None, batch_size: int) -> torch.Tensor:
-        """(B, width) context. ``image_embedding`` (B, E) is only used in ``image`` mode."""
+    @property
+    def enabled(self) -> bool:
+        return self.projection is not None
+
+    def forward(self, image_embedding: torch.Tensor | None, batch_size: int) -> torch.Tensor | None:
+        """(B, width) context, or None in ``none`` mode. ``image_embedding`` (B, E) is only used in
+        ``image`` mode."""
+        if self.projection is None:
+            return None
         bank = self.prompt_bank
         if self.mode == "image":
             if image_embedding is None:

@@ -3,7 +3,7 @@
 ViT-B/32 gives one coarse token grid (stride 32) at every depth. Deeper taps carry semantics,
 shallower taps carry detail, so each tap is brought in at its own scale:
 
-* the two deepest taps (and the context vector) are fused at stride 32;
+* the two deepest taps (and the context vector, unless the model has none) are fused at stride 32;
 * one x2 stage (stride 16) adds the second-shallowest tap, upsampled x2 by a transposed conv;
 * one x2 stage (stride 8) adds the shallowest tap, upsampled x4;
 * the remaining stages only upsample and refine (3x3 conv, GroupNorm, GELU);
@@ -32,7 +32,7 @@ def _conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class ProgressiveDecoder(nn.Module):
-    def __init__(self, width: int, num_taps: int, config: DecoderConfig) -> None:
+    def __init__(self, width: int, num_taps: int, config: DecoderConfig, use_context: bool = True) -> None:
         super().__init__()
         if num_taps < 1:
             raise ValueError("the decoder needs at least one tapped layer")
@@ -42,7 +42,7 @@ class ProgressiveDecoder(nn.Module):
         # Taps are ordered shallow -> deep. The deepest (up to) two fuse at stride 32.
         self.num_deep = min(2, num_taps)
         self.deep_projections = nn.ModuleList(nn.Linear(width, fused) for _ in range(self.num_deep))
-        self.context_projection = nn.Linear(width, fused)
+        self.context_projection = nn.Linear(width, fused) if use_context else None
         self.fuse = _conv_block(fused, fused)
 
         self.stages = nn.ModuleList()
@@ -74,17 +74,22 @@ class ProgressiveDecoder(nn.Module):
     def forward(
         self,
         taps: list[torch.Tensor],
-        context: torch.Tensor,
+        context: torch.Tensor | None,
         grid: tuple[int, int],
         pixels: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``taps``: (B, 1 + h*w, D) token maps, shallow to deep; ``context``: (B, D); ``pixels``:
-        the normalised image (only read by the optional image stem)."""
+        """``taps``: (B, 1 + h*w, D) token maps, shallow to deep; ``context``: (B, D), or None for a
+        decoder built without context; ``pixels``: the normalised image (only read by the optional
+        image stem)."""
         patches = [norm(tap)[:, 1:] for norm, tap in zip(self.tap_norms, taps, strict=True)]  # (B, h*w, D)
         deep = patches[-self.num_deep :]
         shallow = patches[: -self.num_deep][::-1]  # second-shallowest first: it joins at stride 16
 
-        features = self.context_projection(context)[:, :, None, None]
+        features = 0
+        if self.context_projection is not None:
+            if context is None:
+                raise ValueError("this decoder was built to fuse a context vector, but none was given")
+            features = self.context_projection(context)[:, :, None, None]
         for projection, tap in zip(self.deep_projections, deep, strict=True):
             features = features + self._to_grid(projection(tap), grid)
         features = self.fuse(features)

@@ -3,7 +3,8 @@
 * bins:       ``num_bins`` fixed centres over [min_depth, max_depth] (linear or log spacing);
               d_cls = sum softmax(logits) * centres, the expected depth under the classifier.
 * regression: d_reg = min + (max - min) * sigmoid(r), bounded to the same range.
-* blend:      d = a * d_cls + (1 - a) * d_reg, with ``a`` a learned per-pixel gate (or a constant).
+* blend:      d = a * d_cls + (1 - a) * d_reg, with ``a`` a learned per-pixel gate (or a constant;
+              1 for the ``bins`` ablation, 0 for ``regression``).
 
 Both partial depths and the logits stay available for the composite loss and for ablations.
 """
@@ -44,6 +45,14 @@ class HybridDepthHead(nn.Module):
         self.classifier = nn.Conv2d(in_channels, config.num_bins, kernel_size=1)
         self.regressor = nn.Conv2d(in_channels, 1, kernel_size=1)
         self.gate = nn.Conv2d(in_channels, 1, kernel_size=1) if config.blend == "learned" else None
+        # Single-branch ablations: the unused branch is frozen (not counted as trained) and reads
+        # detached features, so no loss term on it can train the decoder through it.
+        self.branch_weight = {"fixed": config.fixed_blend_weight, "bins": 1.0, "regression": 0.0}.get(
+            config.blend
+        )
+        unused = {"bins": self.regressor, "regression": self.classifier}.get(config.blend)
+        if unused is not None:
+            unused.requires_grad_(False)
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         # The bin classifier runs on a channels-last view: the softmax over bins and the expected
@@ -52,15 +61,18 @@ class HybridDepthHead(nn.Module):
         # batch). Same weights as the 1x1 convolution; ``bin_logits`` is returned as a
         # (B, n_bins, h, w) view of the channels-last result.
         pixels = features.permute(0, 2, 3, 1)
+        if self.config.blend == "regression":
+            pixels = pixels.detach()
         logits_last = F.linear(pixels, self.classifier.weight.flatten(1), self.classifier.bias)
         depth_bins = (logits_last.softmax(dim=-1) @ self.centers).unsqueeze(1)
         logits = logits_last.permute(0, 3, 1, 2)
         span = self.config.max_depth - self.config.min_depth
-        depth_reg = self.config.min_depth + span * torch.sigmoid(self.regressor(features))
+        reg_in = features.detach() if self.config.blend == "bins" else features
+        depth_reg = self.config.min_depth + span * torch.sigmoid(self.regressor(reg_in))
         if self.gate is not None:
             weight = torch.sigmoid(self.gate(features))
         else:
-            weight = torch.full_like(depth_reg, self.config.fixed_blend_weight)
+            weight = torch.full_like(depth_reg, self.branch_weight)
         depth = weight * depth_bins + (1.0 - weight) * depth_reg
         return {"depth": depth, "depth_bins": depth_bins, "depth_reg": depth_reg, "bin_logits": logits}
 

@@ -19,8 +19,10 @@ Which output gets which term (and why):
                at strides 1, 2, 4, ... . Sharp depth edges in the right places.
 * ``ssim``     ``(1 - SSIM) / 2`` between predicted and ground-truth depth (divided by ``max_depth`` so
                that SSIM's constants fit a [0, 1] range), with local statistics over valid pixels only.
-* ``load_balance`` the model's MoA load-balancing term ``out.aux_loss`` (already weighted by the model
-               config), multiplied by this weight (1 keeps the model's weighting).
+* ``load_balance`` the model's router regulariser ``out.aux_loss``, already weighted by the model
+               config: the MoA load-balancing term by default, the gate-entropy term with
+               ``model.moa.router_regularizer = entropy``, nothing with ``none`` or one expert. This
+               weight multiplies it (1 keeps the model's weighting; 0 drops it).
 
 Every pixel term is a mean over the valid pixels of *each image* (``gt > min_valid``, finite), then a
 mean over the images of the batch (an image with no valid pixel counts as 0). Per-image means make a
