@@ -18,27 +18,41 @@ from moa_depthclip.errors import DataError
 N, H, W = 5, 12, 16  # small stand-in for 1449 x 480 x 640
 
 
-def _upright(i: int) -> tuple[np.ndarray, np.ndarray]:
+def _upright(i: int, height: int = H, width: int = W) -> tuple[np.ndarray, np.ndarray]:
     """Asymmetric content: a transposed or flipped read cannot reproduce it."""
-    rows, cols = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
-    image = np.stack([rows * 10 + i, cols * 7 + i, (rows * W + cols) % 251], axis=-1).astype(np.uint8)
-    depth = (1.0 + rows * 0.25 + cols * 0.01 + i).astype(np.float32)
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    image = np.stack([rows * 10 + i, cols * 7 + i, (rows * width + cols) % 251], axis=-1).astype(np.uint8)
+    depth = (1.0 + rows * (3.0 / height) + cols * (2.0 / width) + 0.5 * i).astype(np.float32)
     return image, depth
+
+
+def _raw(depth: np.ndarray) -> np.ndarray:
+    """Raw Kinect depth: a little off the filled map (sub-millimetre parts to truncate) with holes."""
+    raw = (depth + np.float32(0.0007)).astype(np.float32)
+    raw[::3, ::4] = 0.0
+    return raw
+
+
+def write_labeled_mat(path: Path, count: int, height: int = H, width: int = W) -> Path:
+    """A labeled .mat in the official layout (MATLAB H x W x 3 x N arrays seen reversed by h5py)."""
+    images = np.zeros((count, 3, width, height), dtype=np.uint8)
+    depths = np.zeros((count, width, height), dtype=np.float32)
+    raw = np.zeros((count, width, height), dtype=np.float32)
+    for i in range(count):
+        image, depth = _upright(i, height, width)
+        images[i] = image.transpose(2, 1, 0)
+        depths[i] = depth.T
+        raw[i] = _raw(depth).T
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("images", data=images)
+        handle.create_dataset("depths", data=depths)
+        handle.create_dataset("rawDepths", data=raw)
+    return path
 
 
 @pytest.fixture
 def nyu_mat(tmp_path: Path) -> Path:
-    path = tmp_path / "nyu_depth_v2_labeled.mat"
-    images = np.zeros((N, 3, W, H), dtype=np.uint8)  # MATLAB H x W x 3 x N seen reversed by h5py
-    depths = np.zeros((N, W, H), dtype=np.float32)
-    for i in range(N):
-        image, depth = _upright(i)
-        images[i] = image.transpose(2, 1, 0)
-        depths[i] = depth.T
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset("images", data=images)
-        handle.create_dataset("depths", data=depths)
-    return path
+    return write_labeled_mat(tmp_path / "nyu_depth_v2_labeled.mat", N)
 
 
 @pytest.fixture
@@ -62,8 +76,8 @@ def test_splits_hdf5(tmp_path: Path) -> None:
 
 
 def test_mat_samples_upright_and_in_split(nyu_mat: Path, splits_v5: Path) -> None:
-    test = NYUDepthV2Mat(nyu_mat, splits_v5, "test")
-    assert len(test) == 2
+    test = NYUDepthV2Mat(nyu_mat, splits_v5, "test", ground_truth="filled")
+    assert len(test) == 2 and test.ground_truth == "filled"
     sample = test[1]  # official frame 5 -> index 4
     image, depth = _upright(4)
     assert sample["name"] == "nyu_0005"
@@ -72,6 +86,35 @@ def test_mat_samples_upright_and_in_split(nyu_mat: Path, splits_v5: Path) -> Non
     np.testing.assert_allclose(sample["depth"][0].numpy(), depth)
     assert len(NYUDepthV2Mat(nyu_mat, splits_v5, "train")) == 3
     assert len(NYUDepthV2Mat(nyu_mat, split="all")) == N
+
+
+def test_mat_raw_ground_truth_is_the_extracted_millimetres(tmp_path: Path) -> None:
+    """raw (the default): rawDepths x 1000 truncated to uint16 mm, / 1000; holes 0; RGB outside
+    rows 7:474, cols 7:632 black."""
+    path = write_labeled_mat(tmp_path / "labeled.mat", 1, 480, 640)
+    sample = NYUDepthV2Mat(path, split="all")[0]
+    image, depth = _upright(0, 480, 640)
+    raw = _raw(depth)
+    expected = (raw * 1000.0).astype(np.uint16).astype(np.float64) / 1000.0
+    np.testing.assert_array_equal(sample["depth"][0].numpy(), expected.astype(np.float32))
+    assert (sample["depth"][0].numpy()[::3, ::4] == 0).all()
+    # Truncation, not rounding: 0.7 mm above the filled depth stays below the next millimetre.
+    assert not np.allclose(sample["depth"][0].numpy()[1:, 1:], np.round(raw[1:, 1:] * 1000) / 1000, atol=1e-7)
+    rgb = (sample["image"] * 255).round().byte().permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(rgb[7:474, 7:632], image[7:474, 7:632])
+    assert rgb[:7].max() == 0 and rgb[474:].max() == 0 and rgb[:, :7].max() == 0 and rgb[:, 632:].max() == 0
+
+
+def test_mat_without_raw_depths_says_use_filled(tmp_path: Path) -> None:
+    path = tmp_path / "filled_only.mat"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("images", data=np.zeros((1, 3, W, H), dtype=np.uint8))
+        handle.create_dataset("depths", data=np.ones((1, W, H), dtype=np.float32))
+    with pytest.raises(DataError, match="rawDepths.*filled"):
+        NYUDepthV2Mat(path, split="all")
+    assert NYUDepthV2Mat(path, split="all", ground_truth="filled")[0]["depth"].max() == 1.0
+    with pytest.raises(DataError, match="ground truth"):
+        NYUDepthV2Mat(path, split="all", ground_truth="dense")
 
 
 def test_mat_works_with_dataloader_workers(nyu_mat: Path, splits_v5: Path) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from moa_depthclip.data.validity import valid_depth_mask
 from moa_depthclip.errors import DataError
 
 PathLike = str | os.PathLike
@@ -114,11 +115,11 @@ def sanitize_depth(depth: np.ndarray, path: PathLike, allow_empty: bool = False)
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
         raise DataError(f"depth map must be 2-D (H, W), got shape {depth.shape}: {path}")
-    bad = ~np.isfinite(depth) | (depth < 0)
+    bad = ~valid_depth_mask(depth) & (depth != 0)
     num_bad = int(bad.sum())
     if num_bad:
         depth = np.where(bad, np.float32(0.0), depth)
-    if not allow_empty and not (depth > 0).any():
+    if not allow_empty and not valid_depth_mask(depth).any():
         raise DataError(f"depth map has no valid pixel (all zero, NaN or negative): {path}")
     return depth, num_bad
 
@@ -146,9 +147,17 @@ def load_depth_png(path: PathLike, scale: float, allow_empty: bool = False) -> n
             f"depth file has {len(image.getbands())} channels (mode {mode}); depth PNGs must be 16-bit "
             f"single-channel (uint16, metres * {scale:g}): {path}"
         )
-    depth = (values.astype(np.float64) / scale).astype(np.float32)
-    depth, _ = sanitize_depth(depth, path, allow_empty=allow_empty)
+    depth, _ = sanitize_depth(stored_to_metres(values, scale), path, allow_empty=allow_empty)
     return depth
+
+
+def stored_to_metres(values: np.ndarray, scale: float) -> np.ndarray:
+    """Integer depth as stored in 16-bit files -> float32 metres (``value / scale``, 0 stays 0).
+
+    The one conversion for every 16-bit source (PNG files and the NYU ``.mat`` raw depths), so the
+    same millimetres give bit-identical metres whichever file they came from.
+    """
+    return (np.asarray(values).astype(np.float64) / scale).astype(np.float32)
 
 
 def load_depth(path: PathLike, scale: float = 1.0, allow_empty: bool = False) -> np.ndarray:

@@ -1,10 +1,19 @@
 """NYU Depth V2: the official labeled ``.mat`` file with ``splits.mat``, and the "sync" layout.
 
 The labeled file is MATLAB v7.3 (HDF5). MATLAB writes arrays column-major, so h5py sees every
-dimension reversed: ``images`` is (1449, 3, 640, 480) = (N, C, W, H) and ``depths`` is
-(1449, 640, 480) = (N, W, H). Swapping the last two axes gives upright 480x640 images; depth is
-already in metres. The file is 2.8 GB, so samples are read one at a time and the HDF5 handle is
-opened lazily in whichever process reads (each DataLoader worker gets its own handle).
+dimension reversed: ``images`` is (1449, 3, 640, 480) = (N, C, W, H) and ``depths`` /
+``rawDepths`` are (1449, 640, 480) = (N, W, H). Swapping the last two axes gives upright 480x640
+images; depth is in metres. The file is 2.8 GB, so samples are read one at a time and the HDF5
+handle is opened lazily in whichever process reads (each DataLoader worker gets its own handle).
+
+Two ground truths can be read from it (``ground_truth``):
+
+* ``"raw"`` (default): what the field evaluates on. The "sync" official test split of BTS, AdaBins
+  and DepthCLIP was extracted from this file's ``rawDepths`` (holes = 0), multiplied by 1000 and
+  truncated to uint16 millimetres, with RGB files that keep only rows 7:474, cols 7:632 of each
+  image (the rest black). ``raw`` reproduces those values exactly, so an evaluation on the ``.mat``
+  gives the same numbers as one on the extracted files (with lossless RGB).
+* ``"filled"``: the colourised, hole-filled ``depths`` and the full RGB image.
 """
 
 from __future__ import annotations
@@ -17,19 +26,18 @@ import h5py
 import numpy as np
 from torch.utils.data import Dataset
 
-from moa_depthclip.data.io import sanitize_depth
+from moa_depthclip.data.cameras import NYU_FX, NYU_WIDTH
+from moa_depthclip.data.io import sanitize_depth, stored_to_metres
 from moa_depthclip.data.pairs import PairDataset, read_filenames_file
-from moa_depthclip.data.transforms import depth_to_tensor, image_to_tensor
+from moa_depthclip.data.transforms import depth_to_tensor, image_to_tensor, scale_box
 from moa_depthclip.errors import DataError
 
 PathLike = str | os.PathLike
 
-# Kinect colour-camera intrinsics of NYU Depth V2 at 640x480 (pixels).
-NYU_FX = 518.8579
-NYU_FY = 519.4696
-NYU_CX = 325.5824
-NYU_CY = 253.7362
-NYU_HEIGHT, NYU_WIDTH = 480, 640
+GROUND_TRUTHS = ("raw", "filled")
+# Rows 7:474 and cols 7:632 (480x640) are the RGB kept by the sync extraction; the rest is black.
+NYU_SYNC_RGB_BOX = (7, 474, 7, 632)
+NYU_DEPTH_SCALE = 1000.0  # sync depth PNGs store millimetres
 
 _SPLIT_KEYS = {"train": "trainNdxs", "test": "testNdxs"}
 
@@ -81,11 +89,33 @@ def load_nyu_splits(path: PathLike) -> dict[str, np.ndarray]:
     return splits
 
 
+def raw_depth_as_extracted(raw: np.ndarray) -> np.ndarray:
+    """``rawDepths`` metres -> the metres a sync depth PNG of the same frame holds.
+
+    The extraction multiplies by 1000 in the array's own precision, truncates to uint16
+    millimetres, and readers divide by 1000; holes stay 0.
+    """
+    raw = np.where(np.isfinite(raw) & (raw > 0), raw, 0).astype(np.asarray(raw).dtype)
+    millimetres = np.clip(raw * 1000.0, 0, 65535).astype(np.uint16)
+    return stored_to_metres(millimetres, NYU_DEPTH_SCALE)
+
+
+def black_outside_sync_box(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 -> the image with everything outside rows 7:474, cols 7:632 black (the box
+    is scaled proportionally for frames that are not 480x640)."""
+    top, bottom, left, right = scale_box(NYU_SYNC_RGB_BOX, *image.shape[:2])
+    out = np.zeros_like(image)
+    out[top:bottom, left:right] = image[top:bottom, left:right]
+    return out
+
+
 class NYUDepthV2Mat(Dataset):
     """Samples from ``nyu_depth_v2_labeled.mat``: upright RGB 480x640 and depth in metres.
 
     ``split`` is "train" (795) or "test" (654) with ``splits_path``, or "all" (every frame).
-    Names are ``nyu_0001``... with the official 1-based frame number.
+    ``ground_truth`` is ``"raw"`` (the field's evaluation ground truth, as the sync files hold it)
+    or ``"filled"`` (see the module docstring). Names are ``nyu_0001``... with the official 1-based
+    frame number.
     """
 
     def __init__(
@@ -94,8 +124,12 @@ class NYUDepthV2Mat(Dataset):
         splits_path: PathLike | None = None,
         split: str = "test",
         transform: Callable[[dict], dict] | None = None,
+        ground_truth: str = "raw",
     ) -> None:
+        if ground_truth not in GROUND_TRUTHS:
+            raise DataError(f"NYU ground truth must be one of {GROUND_TRUTHS}, got {ground_truth!r}")
         self.mat_path = Path(mat_path)
+        self.ground_truth = ground_truth
         self.transform = transform
         self.skipped: list[str] = []
         self._handle: h5py.File | None = None
@@ -123,9 +157,14 @@ class NYUDepthV2Mat(Dataset):
             raise DataError(f"NYU labeled file is not a MATLAB v7.3 (HDF5) file: {path}")
         try:
             with h5py.File(path, "r") as handle:
-                if "images" not in handle or "depths" not in handle:
-                    raise DataError(f"NYU labeled file has no 'images' and 'depths' datasets: {path}")
-                images, depths = handle["images"].shape, handle["depths"].shape
+                if "images" not in handle or self._depth_key not in handle:
+                    hint = " (use ground truth 'filled' for a file without raw depths)" if (
+                        self.ground_truth == "raw"
+                    ) else ""
+                    raise DataError(
+                        f"NYU labeled file has no 'images' and '{self._depth_key}' datasets: {path}{hint}"
+                    )
+                images, depths = handle["images"].shape, handle[self._depth_key].shape
         except OSError as error:
             raise DataError(f"NYU labeled file cannot be opened (corrupt?): {path} ({error})") from error
         if len(images) != 4 or images[1] != 3 or len(depths) != 3 or images[0] != depths[0]:
@@ -136,6 +175,10 @@ class NYUDepthV2Mat(Dataset):
         if images[2:] != depths[1:]:
             raise DataError(f"NYU labeled file: image size {images[2:]} != depth size {depths[1:]}: {path}")
         return int(images[0])
+
+    @property
+    def _depth_key(self) -> str:
+        return "rawDepths" if self.ground_truth == "raw" else "depths"
 
     def _file(self) -> h5py.File:
         # Reopen after a fork: an HDF5 handle must not be shared between processes.
@@ -157,13 +200,17 @@ class NYUDepthV2Mat(Dataset):
         handle = self._file()
         try:
             image = np.asarray(handle["images"][frame])  # (3, W, H)
-            depth = np.asarray(handle["depths"][frame], dtype=np.float32)  # (W, H)
+            depth = np.asarray(handle[self._depth_key][frame])  # (W, H)
         except OSError as error:
             raise DataError(f"NYU labeled file: frame {frame + 1} cannot be read: {self.mat_path}") from error
         image = np.ascontiguousarray(image.transpose(2, 1, 0))  # (H, W, 3)
         if image.dtype != np.uint8:
             image = np.clip(image, 0, 255).astype(np.uint8)
-        depth, _ = sanitize_depth(depth.T, f"{self.mat_path} frame {frame + 1}")
+        depth = depth.T
+        if self.ground_truth == "raw":
+            image = black_outside_sync_box(image)
+            depth = raw_depth_as_extracted(depth)
+        depth, _ = sanitize_depth(depth, f"{self.mat_path} frame {frame + 1}")
         sample = {
             "image": image_to_tensor(image),
             "depth": depth_to_tensor(depth),
@@ -176,15 +223,21 @@ class NYUDepthV2Mat(Dataset):
 
 
 class NYUSync(PairDataset):
-    """The "sync" layout: ``scene/rgb_XXXXX.jpg`` + ``scene/sync_depth_XXXXX.png`` (uint16 mm)."""
+    """The "sync" layout: ``scene/rgb_XXXXX.jpg`` + ``scene/sync_depth_XXXXX.png`` (uint16 mm).
+
+    The official test split in this layout holds the raw Kinect depth (see the module docstring);
+    ``ground_truth`` only labels what the files hold, for the results tables.
+    """
 
     def __init__(
         self,
         data_root: PathLike,
         filenames_file: PathLike,
         depth_root: PathLike | None = None,
-        depth_scale: float = 1000.0,
+        depth_scale: float = NYU_DEPTH_SCALE,
         transform: Callable[[dict], dict] | None = None,
+        ground_truth: str = "raw",
     ) -> None:
         entries, skipped = read_filenames_file(filenames_file, data_root, depth_root)
         super().__init__(entries, depth_scale, transform=transform, skipped=skipped)
+        self.ground_truth = ground_truth

@@ -17,6 +17,10 @@ import torch.nn.functional as F
 # CLIP's input normalisation (OpenAI CLIP preprocessing), applied inside the models.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# ImageNet's mean/std: what DepthCLIP's official evaluation normalises with (not CLIP's).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+NORMALIZATIONS = {"clip": (CLIP_MEAN, CLIP_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
 
 Sample = dict
 
@@ -39,6 +43,18 @@ def round_to_multiple(value: int, multiple: int = 32) -> int:
 def model_input_size(height: int, width: int, multiple: int = 32) -> tuple[int, int]:
     """The size an image is resized to so that it meets the model contract (multiples of 32)."""
     return round_to_multiple(height, multiple), round_to_multiple(width, multiple)
+
+
+def scale_box(
+    box: tuple[int, int, int, int], height: int, width: int, reference: tuple[int, int] = (480, 640)
+) -> tuple[int, int, int, int]:
+    """A (top, bottom, left, right) box defined at ``reference`` (H, W), scaled proportionally to an
+    image of ``height`` x ``width`` (unchanged at the reference size)."""
+    if (height, width) == tuple(reference):
+        return box
+    top, bottom, left, right = box
+    sy, sx = height / reference[0], width / reference[1]
+    return round(top * sy), round(bottom * sy), round(left * sx), round(right * sx)
 
 
 def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
