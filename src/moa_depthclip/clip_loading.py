@@ -15,7 +15,9 @@ When weights cannot be reached the error says what to download and where to put 
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -27,10 +29,17 @@ from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 from transformers.utils import logging as hf_logging
 
 from moa_depthclip.config import DEFAULT_CLIP
-from moa_depthclip.errors import CheckpointError, WeightsNotFoundError
+from moa_depthclip.errors import CheckpointError, WeightsNotFoundError, first_line
+
+logger = logging.getLogger(__name__)
 
 RANDOM = "random"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+# A byte-level BPE vocabulary holds at least the 256 byte symbols; transformers returns a tokenizer
+# with only its special tokens (2) when the vocabulary files are missing, instead of raising.
+MIN_TOKENIZER_VOCAB = 256
+# Seconds to wait for the hub's TCP handshake before treating the machine as offline.
+HUB_PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass
@@ -90,9 +99,9 @@ def load_clip(
     (checkpoint files carry none).
     """
     if source == RANDOM:
-        config = _as_clip_config(clip_config)
-        model = CLIPModel(config).eval()
         tokenizer = _load_tokenizer(tokenizer_source) if tokenizer_source else _byte_level_tokenizer()
+        config = _with_tokenizer_ids(_as_clip_config(clip_config), tokenizer)
+        model = CLIPModel(config).eval()
         return LoadedCLIP(model, tokenizer, RANDOM, is_random_init=True)
 
     path = Path(source).expanduser()
@@ -107,12 +116,13 @@ def load_clip(
                 f"folder.\n{download_hint()}"
             )
         model = _from_pretrained(str(path))
-        tokenizer = _load_tokenizer(tokenizer_source or str(path), required=False)
+        tokenizer = _load_tokenizer(tokenizer_source or str(path), required=bool(tokenizer_source))
         return LoadedCLIP(model, tokenizer, str(path), is_random_init=False)
     if looks_like_path(source):
         raise WeightsNotFoundError(f"CLIP weights not found: {source} does not exist.\n{download_hint()}")
+    go_offline_if_hub_unreachable()
     model = _from_pretrained(source)
-    tokenizer = _load_tokenizer(tokenizer_source or source, required=False)
+    tokenizer = _load_tokenizer(tokenizer_source or source, required=bool(tokenizer_source))
     return LoadedCLIP(model, tokenizer, source, is_random_init=False)
 
 
@@ -120,8 +130,58 @@ def _as_clip_config(clip_config: dict[str, Any] | CLIPConfig | None) -> CLIPConf
     if clip_config is None:
         return CLIPConfig()  # transformers' defaults are the ViT-B/32 shapes
     if isinstance(clip_config, CLIPConfig):
-        return clip_config
+        return CLIPConfig.from_dict(clip_config.to_dict())  # a copy: the caller's stays as it was
     return CLIPConfig.from_dict(clip_config)
+
+
+def _with_tokenizer_ids(config: CLIPConfig, tokenizer: CLIPTokenizer) -> CLIPConfig:
+    """Make the text tower pool where this tokenizer puts its end-of-text token.
+
+    transformers' CLIP text model pools at the first ``eos_token_id`` of each prompt. The config's
+    id (49407) is the real CLIP vocabulary's; with any other tokenizer (the byte-level one of random
+    mode ends prompts with 513) no prompt contains it, every prompt is pooled at its first token and
+    all prompt embeddings come out equal. A random text tower has no vocabulary of its own, so it
+    takes the tokenizer's ids.
+    """
+    text = config.text_config
+    for name in ("eos_token_id", "bos_token_id", "pad_token_id"):
+        value = getattr(tokenizer, name, None)
+        if value is not None:
+            setattr(text, name, int(value))
+    if text.vocab_size < len(tokenizer):
+        raise WeightsNotFoundError(
+            f"the tokenizer has {len(tokenizer)} tokens but the random text tower only {text.vocab_size} "
+            f"(text_config.vocab_size): use a smaller tokenizer or a larger vocab_size"
+        )
+    return config
+
+
+def go_offline_if_hub_unreachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Switch huggingface_hub to offline mode when its endpoint cannot be reached; True if offline.
+
+    Without this, an unreachable hub costs about 30 s of retries (and ten "Retrying" lines) per
+    file before the error. One TCP handshake with a short timeout tells the same thing; in offline
+    mode the cache is still used, so cached models load as before. Skipped behind a proxy (the
+    direct probe would say nothing) and once offline mode is on.
+    """
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return True
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return False
+    endpoint = urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+        return False
+    except OSError as error:
+        logger.warning("cannot reach %s (%s): using only the local Hugging Face cache", host, error)
+        constants.HF_HUB_OFFLINE = True
+        return True
 
 
 def _from_pretrained(source: str) -> CLIPModel:
@@ -132,23 +192,63 @@ def _from_pretrained(source: str) -> CLIPModel:
     except OSError as error:
         raise WeightsNotFoundError(
             f"Could not load CLIP weights '{source}': they are not in the local Hugging Face cache "
-            f"and could not be downloaded ({_first_line(error)}).\n{download_hint(source)}"
+            f"and could not be downloaded ({first_line(error)}).\n{download_hint(source)}"
         ) from error
     finally:
         hf_logging.set_verbosity(verbosity)
 
 
+_TOKENIZER_HINT = (
+    "The tokenizer files (vocab.json, merges.txt) come with any Hugging Face CLIP folder, e.g. "
+    f"`huggingface-cli download {DEFAULT_CLIP} --local-dir weights/clip-vit-base-patch32`."
+)
+
+
 def _load_tokenizer(source: str, required: bool = True) -> CLIPTokenizer | None:
+    """The CLIP tokenizer of a folder or hub id; None (or the error when ``required``) when absent."""
+    if is_hub_id(source):
+        go_offline_if_hub_unreachable()
     try:
-        return CLIPTokenizer.from_pretrained(source)
+        tokenizer = CLIPTokenizer.from_pretrained(source)
     except (OSError, ValueError, TypeError) as error:
         if not required:
             return None
         raise WeightsNotFoundError(
-            f"Could not load the CLIP tokenizer from '{source}' ({_first_line(error)}). The tokenizer "
-            f"files (vocab.json, merges.txt) come with any Hugging Face CLIP folder, e.g. "
-            f"`huggingface-cli download {DEFAULT_CLIP} --local-dir weights/clip-vit-base-patch32`."
+            f"Could not load the CLIP tokenizer from '{source}' ({first_line(error)}). {_TOKENIZER_HINT}"
         ) from error
+    if len(tokenizer) < MIN_TOKENIZER_VOCAB and not required:
+        return None
+    return check_tokenizer(tokenizer, source)
+
+
+def check_tokenizer(tokenizer: CLIPTokenizer, source: str) -> CLIPTokenizer:
+    """``tokenizer`` if it has a real vocabulary, else :class:`WeightsNotFoundError`.
+
+    transformers builds a tokenizer of special tokens only (2 of them) when vocab.json and
+    merges.txt are missing, instead of raising: every prompt would tokenise to the same ids and all
+    text features would be equal, a silently constant depth.
+    """
+    if len(tokenizer) < MIN_TOKENIZER_VOCAB:
+        raise WeightsNotFoundError(
+            f"The CLIP tokenizer from '{source}' has only {len(tokenizer)} tokens: its vocab.json and "
+            f"merges.txt are missing (not in that folder, not in the Hugging Face cache). "
+            f"{_TOKENIZER_HINT}"
+        )
+    return tokenizer
+
+
+def check_text_features(features: torch.Tensor, source: str) -> torch.Tensor:
+    """``features`` (P, E) if the prompts were told apart, else :class:`WeightsNotFoundError`.
+
+    Identical embeddings for different prompts mean the tokenizer or the text tower is broken
+    (e.g. every prompt tokenised the same); the model would then predict a constant depth.
+    """
+    if features.shape[0] > 1 and bool(torch.allclose(features, features[:1].expand_as(features), atol=1e-6)):
+        raise WeightsNotFoundError(
+            f"every prompt got the same text embedding from '{source}': its tokenizer or text tower "
+            f"is not usable. {_TOKENIZER_HINT}\n{download_hint()}"
+        )
+    return features
 
 
 def _byte_level_tokenizer() -> CLIPTokenizer:
@@ -158,11 +258,6 @@ def _byte_level_tokenizer() -> CLIPTokenizer:
 
     with tempfile.TemporaryDirectory() as directory:
         return build_byte_level_clip_tokenizer(directory)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 # --------------------------------------------------------------------------------------------------
@@ -189,7 +284,7 @@ def read_checkpoint_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:  # torch/zip/pickle raise many types for a damaged file
-        raise CheckpointError(f"{path} is not a readable checkpoint ({_first_line(error)}).") from error
+        raise CheckpointError(f"{path} is not a readable checkpoint ({first_line(error)}).") from error
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
             state = state[wrapper]

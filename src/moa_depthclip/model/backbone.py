@@ -84,6 +84,10 @@ class CLIPViTBackbone(nn.Module):
         weight = self.embeddings.position_embedding.weight
         if weight.requires_grad and torch.is_grad_enabled():
             return False
+        if weight.is_inference():
+            # Built under torch.inference_mode(): such tensors have no version counter, so a later
+            # in-place load could not be told from the cached table; resize at every forward.
+            return False
         return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
 
     def _embed_with_cached_positions(self, pixel_values: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
