@@ -12,73 +12,63 @@ from pathlib import Path
 from torch import nn
 from torch.utils.data import Dataset
 
-from moa_depthclip.errors import UserFacingError
-
-DATASETS = ("synthetic", "nyu-mat", "nyu-sync", "kitti", "folder")
-DEFAULT_PROTOCOL = {
-    "synthetic": "synthetic",
-    "nyu-mat": "nyu",
-    "nyu-sync": "nyu",
-    "kitti": "kitti",
-    "folder": "nyu",
-}
+from moa_depthclip.data.nyu import GROUND_TRUTHS
+from moa_depthclip.data.registry import DATASET_ALIASES, DATASET_NAMES, DatasetOptions
+from moa_depthclip.errors import DataError, UserFacingError
+from moa_depthclip.evaluation.protocol import CROPS, PROTOCOL_NAMES, EvalProtocol
 
 
-def _require(args: argparse.Namespace, *names: str) -> None:
-    missing = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) in (None, "")]
-    if missing:
-        raise UserFacingError(f"--dataset {args.dataset} needs {', '.join(missing)}")
+def dataset_options(args: argparse.Namespace) -> DatasetOptions:
+    """The dataset registry's options from the command line (see ``data.registry.OPTION_SPELLINGS``)."""
+    return DatasetOptions(
+        mat_path=args.mat,
+        splits_path=args.splits,
+        ground_truth=args.ground_truth,
+        train_root=args.train_root,
+        train_gt_root=args.train_gt_root,
+        train_filenames=args.train_filenames,
+        test_root=args.data_root,
+        test_gt_root=args.gt_root,
+        test_filenames=args.filenames,
+        depth_scale=args.depth_scale,
+        train_num=args.train_num,
+        test_num=args.num,
+        size=(args.height, args.width),
+        seed=args.seed,
+    )
 
 
 def build_dataset(args: argparse.Namespace, split: str = "test") -> Dataset:
     """The evaluation dataset (``split="test"``) or the training split used for the constant median."""
-    kind = args.dataset
-    if kind == "synthetic":
-        from moa_depthclip.data.synthetic import SyntheticScenes
+    from moa_depthclip.data.registry import build_dataset as build
 
-        count = args.num if split == "test" else args.train_num
-        return SyntheticScenes(count, args.height, args.width, args.seed, split)
-    if kind == "nyu-mat":
-        from moa_depthclip.data.nyu import NYUDepthV2Mat
-
-        _require(args, "mat", "splits")
-        return NYUDepthV2Mat(args.mat, args.splits, split)
-    if kind in ("nyu-sync", "kitti"):
-        filenames = args.filenames if split == "test" else args.train_filenames
-        if filenames is None:
+    try:
+        return build(args.dataset, dataset_options(args), split)
+    except DataError as error:
+        if split == "train":
             raise UserFacingError(
-                "the median depth of the training split needs --train-filenames (or use constant:VALUE)"
-                if split != "test"
-                else f"--dataset {kind} needs --filenames"
-            )
-        _require(args, "data_root")
-        root = args.data_root if split == "test" else (args.train_root or args.data_root)
-        gt_root = args.gt_root if split == "test" else (args.train_gt_root or args.gt_root)
-        if kind == "nyu-sync":
-            from moa_depthclip.data.nyu import NYUSync
-
-            return NYUSync(root, filenames, gt_root, depth_scale=args.depth_scale or 1000.0)
-        from moa_depthclip.data.kitti import KITTIEigen
-
-        return KITTIEigen(root, filenames, gt_root, depth_scale=args.depth_scale or 256.0)
-    if kind == "folder":
-        from moa_depthclip.data.folder import FolderPairs
-
-        root = args.data_root if split == "test" else args.train_root
-        if root is None:
-            raise UserFacingError(
-                "--dataset folder needs --data-root"
-                if split == "test"
-                else "the median depth of the training split needs --train-root (or use constant:VALUE)"
-            )
-        return FolderPairs(root, depth_scale=args.depth_scale or 1000.0)
-    raise UserFacingError(f"unknown dataset {kind!r}; choose one of {', '.join(DATASETS)}")
+                f"the median depth of the training split: {error} (or use constant:VALUE)"
+            ) from error
+        raise
 
 
-def build_protocol(args: argparse.Namespace):
-    from moa_depthclip.evaluation.protocol import PROTOCOLS
+def protocol_names(args: argparse.Namespace, spec: str) -> list[str]:
+    """The protocols model ``spec`` is evaluated under: ``--protocol`` (repeatable), else the
+    dataset's, except that DepthCLIP RN50 on NYU defaults to its official evaluation."""
+    from moa_depthclip.data.registry import dataset_spec
 
-    name = args.protocol or DEFAULT_PROTOCOL[args.dataset]
+    if args.protocol:
+        return list(dict.fromkeys(args.protocol))
+    default = dataset_spec(args.dataset).protocol
+    if default == "nyu" and args.dataset.startswith("nyu") and spec.partition(":")[0] == "depthclip-rn50":
+        return ["nyu-depthclip"]
+    return [default]
+
+
+def build_protocol(args: argparse.Namespace, name: str) -> EvalProtocol:
+    """Protocol ``name`` with the command line's overrides."""
+    from moa_depthclip.evaluation.protocol import get_protocol
+
     changes: dict = {}
     if args.crop is not None:
         changes["crop"] = None if args.crop == "none" else args.crop
@@ -87,36 +77,31 @@ def build_protocol(args: argparse.Namespace):
     if args.max_depth is not None:
         changes["max_depth"] = args.max_depth
     if args.median_scaling:
-        changes["median_scaling"] = True
+        changes["median_scaling"] = "image"
     if args.flip:
         changes["flip"] = True
     try:
-        return PROTOCOLS[name](**changes)
+        return get_protocol(name, **changes)
     except ValueError as error:
         raise UserFacingError(str(error)) from error
 
 
 def load_model(spec: str, args: argparse.Namespace, cache: dict) -> tuple[nn.Module, str]:
-    """A model and its display name; ``constant`` uses the median of the training split."""
-    from moa_depthclip.baselines.constant import ConstantDepth, median_valid_depth
+    """A model and its display name. ``constant`` (no value) is the median of the training split;
+    every other spec, ``constant:VALUE`` included, is parsed by the one model loader."""
+    from moa_depthclip.inference.loading import load_depth_model
 
-    name, _, argument = spec.partition(":")
-    if name == "constant":
-        if argument:
-            try:
-                value = float(argument)
-                return ConstantDepth(value), f"constant ({value:.3g} m)"
-            except ValueError as error:
-                raise UserFacingError(
-                    f"'{spec}': constant needs a positive depth in metres, e.g. constant:2.5"
-                ) from error
+    if spec.strip() == "constant":
+        from moa_depthclip.baselines.constant import ConstantDepth, median_valid_depth
+
         if "median" not in cache:
             train = build_dataset(args, split="train")
             cache["median"] = median_valid_depth(train, max_images=args.median_images)
         return ConstantDepth(cache["median"]), f"constant (train median {cache['median']:.3g} m)"
-    from moa_depthclip.inference.loading import load_depth_model
-
-    return load_depth_model(spec, args.device, tokenizer_source=args.tokenizer), spec
+    model = load_depth_model(spec, args.device, tokenizer_source=args.tokenizer)
+    if spec.partition(":")[0] == "constant":
+        return model, f"constant ({float(model.value):.3g} m)"
+    return model, spec
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
@@ -132,12 +117,14 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from moa_depthclip.data.registry import canonical_dataset_name
     from moa_depthclip.evaluation.report import markdown_table, write_csv, write_json
     from moa_depthclip.evaluation.runner import evaluate
 
+    args.dataset = canonical_dataset_name(args.dataset)
     specs = args.model or ["constant"]
     input_size = _parse_size(args.input_size)
-    protocol = build_protocol(args)
+    protocols = {spec: [build_protocol(args, name) for name in protocol_names(args, spec)] for spec in specs}
     dataset = build_dataset(args, split="test")
     if len(dataset) == 0:
         raise UserFacingError("the evaluation dataset is empty")
@@ -145,20 +132,21 @@ def _run(args: argparse.Namespace) -> int:
     results = []
     for spec in specs:
         model, name = load_model(spec, args, cache)
-        results.append(
-            evaluate(
-                model,
-                dataset,
-                protocol,
-                batch_size=args.batch_size,
-                device=args.device,
-                num_workers=args.num_workers,
-                progress=not args.no_progress,
-                input_size=input_size,
-                model_name=name,
-                max_images=args.limit,
+        for protocol in protocols[spec]:
+            results.append(
+                evaluate(
+                    model,
+                    dataset,
+                    protocol,
+                    batch_size=args.batch_size,
+                    device=args.device,
+                    num_workers=args.num_workers,
+                    progress=not args.no_progress,
+                    input_size=input_size,
+                    model_name=name,
+                    max_images=args.limit,
+                )
             )
-        )
     title = f"{args.dataset} ({results[0].counts['images']} images)"
     table = markdown_table(results, title=title)
     print(table, end="")
@@ -181,9 +169,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model constant --model depthclip-rn50:RN50.pt --flip --out results/",
     )
     data = parser.add_argument_group("dataset")
-    data.add_argument("--dataset", choices=DATASETS, default="synthetic")
+    data.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES + tuple(DATASET_ALIASES),
+        default="synthetic",
+        help="a dataset of the registry (the names training uses too)",
+    )
     data.add_argument("--mat", help="nyu-mat: nyu_depth_v2_labeled.mat")
     data.add_argument("--splits", help="nyu-mat: splits.mat")
+    data.add_argument(
+        "--ground-truth",
+        choices=GROUND_TRUTHS,
+        default="raw",
+        help="nyu-mat: raw Kinect depth as the sync test split holds it (default; what published NYU "
+        "numbers use) or the filled-in depths",
+    )
     data.add_argument("--data-root", help="nyu-sync/kitti: root of the image paths; folder: the folder")
     data.add_argument("--gt-root", help="nyu-sync/kitti: root of the depth paths (default: --data-root)")
     data.add_argument("--filenames", help="nyu-sync/kitti: filenames file of the evaluation split")
@@ -199,8 +199,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--limit", type=int, help="evaluate only the first N images")
 
     proto = parser.add_argument_group("protocol")
-    proto.add_argument("--protocol", choices=("nyu", "kitti", "synthetic"), help="default: by dataset")
-    proto.add_argument("--crop", choices=("none", "eigen", "garg"), help="override the protocol's crop")
+    proto.add_argument(
+        "--protocol",
+        action="append",
+        choices=PROTOCOL_NAMES,
+        help="repeat to report every model under several protocols side by side (e.g. --protocol nyu "
+        "--protocol nyu-adadepthclip); default: the dataset's (nyu-depthclip for depthclip-rn50 on NYU)",
+    )
+    proto.add_argument(
+        "--crop", choices=("none", *(c for c in CROPS if c)), help="override the protocol's crop"
+    )
     proto.add_argument("--min-depth", type=float)
     proto.add_argument("--max-depth", type=float)
     proto.add_argument(
@@ -222,7 +230,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="CLIP tokenizer for DepthCLIP checkpoint files (default: files next to the checkpoint, then "
         "the openai/clip-vit-base-patch32 cache)",
     )
-    run.add_argument("--input-size", help="model input HxW, multiples of 32 (default: image size rounded)")
+    run.add_argument(
+        "--input-size",
+        help="model input HxW, multiples of 32 (default: the protocol's, else the image size rounded)",
+    )
     run.add_argument("--median-images", type=int, default=200, help="training images sampled for 'constant'")
     run.add_argument("--batch-size", type=int, default=4)
     run.add_argument("--device", default="cpu")

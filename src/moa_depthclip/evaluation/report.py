@@ -42,16 +42,18 @@ def write_json(path: PathLike, results: Sequence[EvalResult], extra: dict | None
 
 
 def write_csv(path: PathLike, results: Sequence[EvalResult]) -> None:
-    """One row per (model, image) with every metric."""
+    """One row per (model, image) (per batch for per-batch protocols) with every metric."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["model", "name", "valid_pixels", *METRIC_NAMES])
+        writer.writerow(["model", "protocol", "ground_truth", "name", "valid_pixels", *METRIC_NAMES])
         for result in results:
             for row in result.rows:
                 writer.writerow(
                     [
                         result.model_name,
+                        result.protocol.split(";")[0],
+                        result.ground_truth,
                         row["name"],
                         row["valid_pixels"],
                         *(f"{row[k]:.6g}" for k in METRIC_NAMES),
@@ -60,27 +62,39 @@ def write_csv(path: PathLike, results: Sequence[EvalResult]) -> None:
 
 
 def markdown_table(results: Sequence[EvalResult], title: str | None = None) -> str:
-    """Models side by side (one row each) with the protocol line and image counts underneath."""
+    """Models side by side (one row each) with the protocol, ground truth and image counts underneath.
+
+    When the results use several protocols (e.g. the standard and the authors' protocol side by
+    side) each row names its protocol ("P1", "P2", ... spelled out underneath).
+    """
+    protocols = list(dict.fromkeys(r.protocol for r in results))
+    several = len(protocols) > 1
     header = ["model", *(f"{METRIC_LABELS[k]} {'↑' if k in HIGHER_IS_BETTER else '↓'}" for k in METRIC_NAMES)]
+    if several:
+        header.insert(1, "protocol")
     lines = []
     if title:
         lines += [f"### {title}", ""]
     lines.append("| " + " | ".join(header) + " |")
-    lines.append("| " + " | ".join(["---"] + ["---:"] * len(METRIC_NAMES)) + " |")
+    lines.append("| " + " | ".join(["---"] * (2 if several else 1) + ["---:"] * len(METRIC_NAMES)) + " |")
     for result in results:
         cells = [result.model_name]
+        if several:
+            cells.append(f"P{protocols.index(result.protocol) + 1}")
         for k in METRIC_NAMES:
             value = result.mean.get(k, math.nan)
             cells.append("–" if not math.isfinite(value) else f"{value:.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    protocols = list(dict.fromkeys(r.protocol for r in results))
-    for protocol in protocols:
-        lines.append(f"Protocol: {protocol}.")
+    for index, protocol in enumerate(protocols):
+        lines.append(f"Protocol{f' P{index + 1}' if several else ''}: {protocol}.")
+    for truth in dict.fromkeys(r.ground_truth for r in results):
+        lines.append(f"Ground truth: {truth}.")
     for result in results:
         c = result.counts
+        batches = f" in {c['batches']} batches" if "batches" in c else ""
         lines.append(
-            f"{result.model_name}: {c.get('evaluated', 0)} of {c.get('images', 0)} images evaluated, "
+            f"{result.model_name}: {c.get('evaluated', 0)} of {c.get('images', 0)} images evaluated{batches}, "
             f"{c.get('skipped_no_valid_pixels', 0)} without valid pixels, "
             f"{c.get('skipped_no_ground_truth', 0)} dataset entries without ground truth."
         )

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
-from moa_depthclip.config import ModelConfig, dataclass_from_dict
+from moa_depthclip.config import ModelConfig, dataclass_from_dict, upgrade_model_dict
 from moa_depthclip.errors import UserFacingError
 from moa_depthclip.training.losses import LossConfig
 
@@ -28,11 +28,14 @@ class ConfigError(UserFacingError, ValueError):
 class DataConfig:
     """Where training and validation samples come from and how they are augmented.
 
-    ``dataset``: ``synthetic`` (embedded rendered rooms), ``nyu_mat`` (official labeled .mat +
-    splits.mat), ``nyu_sync`` (BTS-style folder + filenames files) or ``folder`` (image/depth pairs).
+    ``dataset``: a name of the dataset registry (``moa_depthclip.data.registry``, the same names as
+    ``moa-depthclip evaluate --dataset``): ``synthetic`` (embedded rendered rooms), ``nyu-mat``
+    (official labeled .mat + splits.mat), ``nyu-sync`` (BTS-style folder + filenames files),
+    ``kitti`` (Eigen split filenames files) or ``folder`` (image/depth pairs); ``nyu_mat`` and
+    ``nyu_sync`` are accepted spellings.
     """
 
-    dataset: Literal["synthetic", "nyu_mat", "nyu_sync", "folder"] = "synthetic"
+    dataset: Literal["synthetic", "nyu-mat", "nyu-sync", "kitti", "folder", "nyu_mat", "nyu_sync"] = "synthetic"
     # synthetic scenes
     train_scenes: int = 256
     val_scenes: int = 32
@@ -45,6 +48,10 @@ class DataConfig:
     train_filenames: str | None = None
     val_filenames: str | None = None
     val_root: str | None = None
+    gt_root: str | None = None  # depth files of the training list, when not under data_root (KITTI)
+    val_gt_root: str | None = None
+    depth_scale: float | None = None  # PNG value per metre; None = the dataset's (1000; KITTI 256)
+    ground_truth: Literal["raw", "filled"] = "raw"  # NYU .mat: raw Kinect depth (as evaluated) or filled
     # training input
     crop_size: tuple[int, int] | None = None  # random crop (H, W); None keeps the full image
     resize_to: tuple[int, int] | None = None  # resize every sample first (before cropping)
@@ -58,6 +65,8 @@ class DataConfig:
     val_limit: int | None = None
 
     def __post_init__(self) -> None:
+        if self.dataset in ("nyu_mat", "nyu_sync"):
+            self.dataset = self.dataset.replace("_", "-")  # one spelling from here on
         for name in ("render_size", "crop_size", "resize_to"):
             value = getattr(self, name)
             if value is not None:
@@ -126,7 +135,7 @@ class TrainConfig:
         return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
 
 
-PRESETS = ("demo", "nyu", "tiny")
+PRESETS = ("demo", "nyu", "nyu-authors", "tiny")
 
 
 def preset_path(name: str) -> Path:
@@ -191,7 +200,10 @@ def build_config(
     if preset:
         data = merge(data, load_yaml(preset_path(preset)))
     if config_file:
-        data = merge(data, load_yaml(config_file))
+        loaded = load_yaml(config_file)
+        if isinstance(loaded.get("model"), dict):  # a run saved before a model field existed
+            loaded["model"] = upgrade_model_dict(loaded["model"])
+        data = merge(data, loaded)
     data = apply_overrides(data, overrides or [])
     config = TrainConfig.from_dict(data)
     _check_types(config)

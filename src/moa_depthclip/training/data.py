@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from moa_depthclip.data.registry import DatasetOptions, build_dataset
 from moa_depthclip.data.transforms import TrainAugment, resize_depth, resize_image
 from moa_depthclip.errors import DataError
 from moa_depthclip.training.config import DataConfig
@@ -146,37 +147,31 @@ def collate(samples: list[dict]) -> dict[str, Any]:
     return batch
 
 
+def dataset_options(config: DataConfig) -> DatasetOptions:
+    """The registry's options from the training config (see ``data.registry.OPTION_SPELLINGS``)."""
+    return DatasetOptions(
+        mat_path=config.mat_path,
+        splits_path=config.splits_path,
+        ground_truth=config.ground_truth,
+        train_root=config.data_root,
+        train_gt_root=config.gt_root,
+        train_filenames=config.train_filenames,
+        test_root=config.val_root or config.data_root,
+        test_gt_root=config.val_gt_root or config.gt_root,
+        test_filenames=config.val_filenames,
+        depth_scale=config.depth_scale,
+        train_num=config.train_scenes,
+        test_num=config.val_scenes,
+        size=config.render_size,
+        seed=config.synthetic_seed,
+    )
+
+
 def build_datasets(config: DataConfig) -> tuple[Dataset, Dataset]:
-    """(train, validation) base datasets, without training augmentation."""
-    kind = config.dataset
-    if kind == "synthetic":
-        from moa_depthclip.data.synthetic import SyntheticScenes
-
-        height, width = config.render_size
-        train: Dataset = SyntheticScenes(config.train_scenes, height, width, config.synthetic_seed, "train")
-        val: Dataset = SyntheticScenes(config.val_scenes, height, width, config.synthetic_seed, "val")
-    elif kind == "nyu_mat":
-        from moa_depthclip.data.nyu import NYUDepthV2Mat
-
-        if not config.mat_path or not config.splits_path:
-            raise DataError("dataset nyu_mat needs data.mat_path and data.splits_path")
-        train = NYUDepthV2Mat(config.mat_path, config.splits_path, "train")
-        val = NYUDepthV2Mat(config.mat_path, config.splits_path, "test")
-    elif kind == "nyu_sync":
-        from moa_depthclip.data.nyu import NYUSync
-
-        if not (config.data_root and config.train_filenames and config.val_filenames):
-            raise DataError("dataset nyu_sync needs data.data_root, data.train_filenames, data.val_filenames")
-        train = NYUSync(config.data_root, config.train_filenames)
-        val = NYUSync(config.val_root or config.data_root, config.val_filenames)
-    elif kind == "folder":
-        from moa_depthclip.data.folder import FolderPairs
-
-        if not (config.data_root and config.val_root):
-            raise DataError("dataset folder needs data.data_root (training) and data.val_root (validation)")
-        train, val = FolderPairs(config.data_root), FolderPairs(config.val_root)
-    else:
-        raise DataError(f"unknown dataset {kind!r}: use synthetic, nyu_mat, nyu_sync or folder")
+    """(train, validation) base datasets from the dataset registry, without training augmentation."""
+    options = dataset_options(config)
+    train = build_dataset(config.dataset, options, "train")
+    val = build_dataset(config.dataset, options, "val")
     if config.cache:
         train, val = CachedDataset(train), CachedDataset(val)
     if config.val_limit is not None and config.val_limit < len(val):

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moa_depthclip.data.validity import valid_depth_mask
 from moa_depthclip.model.outputs import DepthOutput
 
 TERMS = ("ce", "silog", "l1", "reg_l1", "gradient", "ssim", "load_balance")
@@ -66,8 +67,8 @@ class LossConfig:
 
 
 def valid_mask(depth: torch.Tensor, min_valid: float = 1e-3) -> torch.Tensor:
-    """Float mask of pixels with usable ground truth."""
-    return ((depth > min_valid) & torch.isfinite(depth)).to(depth.dtype)
+    """Float mask of pixels with usable ground truth (``data.validity.valid_depth_mask`` as weights)."""
+    return valid_depth_mask(depth, min_valid).to(depth.dtype)
 
 
 def _per_image_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
