@@ -11,10 +11,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train on synthetic scenes for a few minutes (CPU, no download), evaluate, write a report",
         description=(
             "Generate synthetic indoor RGB-D scenes, train MoA-DepthCLIP for a few minutes, evaluate it "
-            "on held-out scenes against the constant (median depth) baseline and write DIR/report.md "
-            "with a table, prediction panels and the training curve. Uses pretrained CLIP weights only "
-            "if they are already on this machine (--clip or the Hugging Face cache); otherwise random "
-            "initialisation, which the console and the report say."
+            "on held-out scenes against two floors (a constant depth and the layout prior), each "
+            "comparison paired per scene with a 95% interval, and write DIR/report.md with tables, "
+            "prediction panels and the training curve. Uses pretrained CLIP weights when given (--clip) "
+            "or already in the Hugging Face cache; otherwise random initialisation, which the console "
+            "and the report say."
         ),
     )
     parser.add_argument(
@@ -25,12 +26,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=4.0,
         metavar="M",
-        help="wall-clock budget of the whole demo (default: 4)",
+        help="wall-clock budget of the whole demo; sets the number of steps from a timed step (default: 4)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="train exactly N optimizer steps instead of a time budget (the same result on any machine)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a toy-sized run in seconds (checks the pipeline)"
     )
-    parser.add_argument("--clip", metavar="SOURCE", help="local CLIP weights (folder, file or cached hub id)")
+    parser.add_argument(
+        "--clip",
+        metavar="SOURCE",
+        help="pretrained CLIP weights (folder, file or cached hub id); honoured with --quick",
+    )
     parser.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
         help="overrides of the demo preset, e.g. data.train_scenes=512",
@@ -39,15 +50,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moa_depthclip.training.demo import run_demo
+    from moa_depthclip.demo import run_demo
+    from moa_depthclip.errors import UserFacingError
 
+    if args.minutes is not None and args.minutes <= 0:
+        raise UserFacingError(f"--minutes must be positive, got {args.minutes}")
+    if args.steps is not None and args.steps < 1:
+        raise UserFacingError(f"--steps must be at least 1, got {args.steps}")
     result = run_demo(
-        args.out, minutes=args.minutes, quick=args.quick, clip=args.clip, overrides=args.overrides
+        args.out,
+        minutes=args.minutes,
+        steps=args.steps,
+        quick=args.quick,
+        clip=args.clip,
+        overrides=args.overrides,
     )
     print()
     for name, metrics in result.metrics.items():
         print(
-            f"  {name:<40} AbsRel {metrics['abs_rel']:.3f}  delta1 {metrics['delta1']:.3f}  RMSE {metrics['rmse']:.3f} m"
+            f"  {name:<50} AbsRel {metrics['abs_rel']:.3f}  delta1 {metrics['delta1']:.3f}  RMSE {metrics['rmse']:.3f} m"
         )
-    print(f"\ndemo finished in {result.seconds / 60:.1f} min; report: {result.report}")
+    for floor, by_metric in result.comparisons.items():
+        verdicts = ", ".join(f"{metric} {c.verdict} {c.describe()}" for metric, c in by_metric.items())
+        print(f"  vs {floor}: {verdicts}")
+    print(f"\ndemo finished in {result.seconds / 60:.1f} min ({result.steps} steps); report: {result.report}")
     return 0

@@ -136,6 +136,53 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float((x * y).sum()) / norm if norm > 0 else math.nan
 
 
+def _image_figures(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[float, float, float] | None:
+    """(predicted mean, true mean, within-image r) over the valid pixels; None with < 2 of them."""
+    pred = torch.as_tensor(pred).detach().double().cpu().flatten()
+    target = torch.as_tensor(target).detach().double().cpu().flatten()
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction has {pred.numel()} pixels, ground truth {target.numel()}")
+    valid = torch.isfinite(target) & (target > 0) & torch.isfinite(pred)
+    if mask is not None:
+        valid &= torch.as_tensor(mask).cpu().flatten().bool()
+    if int(valid.sum()) < 2:
+        return None
+    p, t = pred[valid].numpy(), target[valid].numpy()
+    return float(p.mean()), float(t.mean()), _pearson(p, t)
+
+
+class CorrelationCollector:
+    """Gathers the per-image figures of :class:`DepthCorrelations` from an evaluation in progress.
+
+    Pass it as ``evaluate(..., observe=collector)``: it sees each batch's protocol-prepared prediction,
+    ground truth and mask, so the correlations use exactly the pixels the metrics use.
+    """
+
+    def __init__(self) -> None:
+        self.figures: list[tuple[float, float, float]] = []
+
+    def __call__(
+        self, names: Sequence[str], pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+    ) -> None:
+        for index in range(len(names)):
+            figures = _image_figures(pred[index], target[index], mask[index])
+            if figures is not None:
+                self.figures.append(figures)
+
+    def result(self) -> DepthCorrelations:
+        if not self.figures:
+            raise ValueError("no image with at least 2 valid pixels to correlate")
+        predicted, true, within = (np.array(column) for column in zip(*self.figures, strict=True))
+        finite = within[np.isfinite(within)]
+        return DepthCorrelations(
+            scale=_pearson(predicted, true) if len(true) > 1 else math.nan,
+            structure=float(finite.mean()) if len(finite) else math.nan,
+            images=len(true),
+        )
+
+
 def depth_correlations(
     predictions: Iterable[torch.Tensor],
     targets: Iterable[torch.Tensor],
@@ -146,31 +193,14 @@ def depth_correlations(
     ``masks`` (bool, same shapes) restrict both figures to valid pixels; by default every finite
     positive ground-truth pixel counts.
     """
-    predicted_means, true_means, within = [], [], []
+    collector = CorrelationCollector()
     mask_list = list(masks) if masks is not None else None
     for index, (pred, target) in enumerate(zip(predictions, targets, strict=True)):
-        pred = torch.as_tensor(pred).detach().double().cpu().flatten()
-        target = torch.as_tensor(target).detach().double().cpu().flatten()
-        if pred.shape != target.shape:
-            raise ValueError(
-                f"image {index}: prediction has {pred.numel()} pixels, ground truth {target.numel()}"
-            )
-        valid = torch.isfinite(target) & (target > 0) & torch.isfinite(pred)
-        if mask_list is not None:
-            valid &= torch.as_tensor(mask_list[index]).cpu().flatten().bool()
-        if int(valid.sum()) < 2:
-            continue
-        p, t = pred[valid].numpy(), target[valid].numpy()
-        predicted_means.append(p.mean())
-        true_means.append(t.mean())
-        within.append(_pearson(p, t))
-    if not true_means:
-        raise ValueError("no image with at least 2 valid pixels to correlate")
-    finite = [r for r in within if math.isfinite(r)]
-    scale = _pearson(np.array(predicted_means), np.array(true_means)) if len(true_means) > 1 else math.nan
-    return DepthCorrelations(
-        scale=scale, structure=float(np.mean(finite)) if finite else math.nan, images=len(true_means)
-    )
+        mask = mask_list[index] if mask_list is not None else None
+        figures = _image_figures(pred, target, mask)
+        if figures is not None:
+            collector.figures.append(figures)
+    return collector.result()
 
 
 def comparison_table(
@@ -204,6 +234,7 @@ def comparison_table(
 
 
 __all__ = [
+    "CorrelationCollector",
     "DepthCorrelations",
     "PairedComparison",
     "compare_rows",

@@ -377,3 +377,41 @@ def _fit(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         (size[1], size[0]), Image.Resampling.NEAREST
     )
     return np.asarray(resized, dtype=np.float32)
+
+
+def plot_curves(
+    series: dict[str, list[tuple[float, float]]], out: Any, xlabel: str = "step", width: int = 720
+) -> None:
+    """Save one line chart per named series of (x, y) points, stacked, as a PNG (training curves)."""
+    rows = [(name, points) for name, points in series.items() if points]
+    if not rows:
+        raise ValueError("plot_curves needs at least one non-empty series")
+    row_height, margin = 300, 56
+    picture = Image.new("RGB", (width, row_height * len(rows)), "white")
+    draw = ImageDraw.Draw(picture)
+    font = _font(12)
+    palette = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
+    for row, (name, points) in enumerate(rows):
+        top, bottom = row * row_height + 30, (row + 1) * row_height - margin
+        left, right = margin + 10, width - 20
+        xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
+        x0, x1 = min(xs), max(max(xs), min(xs) + 1)
+        y0, y1 = min(ys), max(ys)
+        if math.isclose(y0, y1):
+            y0, y1 = y0 - 0.5, y1 + 0.5
+        colour = palette[row % len(palette)]
+        draw.rectangle([left, top, right, bottom], outline=(160, 160, 160))
+        draw.text((left, top - 18), name, fill=(0, 0, 0), font=font)
+        draw.text((4, top), f"{y1:.3g}", fill=(0, 0, 0), font=font)
+        draw.text((4, bottom - 10), f"{y0:.3g}", fill=(0, 0, 0), font=font)
+        draw.text((left, bottom + 6), f"{xlabel} {x0:g}", fill=(0, 0, 0), font=font)
+        draw.text((right - 90, bottom + 6), f"{xlabel.split()[-1]} {x1:g}", fill=(0, 0, 0), font=font)
+        coords = [
+            (left + (right - left) * (x - x0) / (x1 - x0), bottom - (bottom - top) * (y - y0) / (y1 - y0))
+            for x, y in zip(xs, ys, strict=True)
+        ]
+        if len(coords) > 1:
+            draw.line(coords, fill=colour, width=2)
+        for x, y in coords:
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+    picture.save(out)
