@@ -106,7 +106,9 @@ def reference_trunk(s: dict[str, torch.Tensor], layers: tuple[int, ...], x: torc
     return x
 
 
-def reference_tokens(pool: nn.Module, grid: torch.Tensor) -> torch.Tensor:
+def reference_tokens(
+    pool: nn.Module, grid: torch.Tensor, mode: str = "bicubic", align_corners: bool = False
+) -> torch.Tensor:
     """``(hw+1, B, C)`` sequence-first tokens: mean token first, resized positional embedding added."""
     b, c, h, w = grid.shape
     tokens = grid.reshape(b, c, h * w).permute(2, 0, 1)
@@ -115,7 +117,7 @@ def reference_tokens(pool: nn.Module, grid: torch.Tensor) -> torch.Tensor:
     side = math.isqrt(pos.shape[0] - 1)
     spatial = pos[1:].t().reshape(1, c, side, side)
     if (h, w) != (side, side):
-        spatial = F.interpolate(spatial, size=(h, w), mode="bicubic", align_corners=False)
+        spatial = F.interpolate(spatial, size=(h, w), mode=mode, align_corners=align_corners)
     pos = torch.cat([pos[:1], spatial.reshape(c, h * w).t()], dim=0)
     return tokens + pos[:, None, :]
 
@@ -196,25 +198,29 @@ def test_pooled_embedding_matches_torch_attention(size: tuple[int, int]) -> None
 
 @torch.no_grad()
 def test_dense_value_features_formula() -> None:
+    """MaskCLIP (the default): the raw grid through v_proj and c_proj, no positional embedding."""
     model = tiny_resnet()
     x = torch.randn(2, 3, 96, 128)
     grid = model.feature_map(x)
     pool = model.attnpool
+    raw = grid.flatten(2).transpose(1, 2)
+    value = raw @ pool.v_proj.weight.t() + pool.v_proj.bias
+    expected_raw = (value @ pool.c_proj.weight.t() + pool.c_proj.bias).transpose(1, 2).reshape(2, -1, 3, 4)
+    torch.testing.assert_close(model.dense_features(x), expected_raw, rtol=1e-4, atol=1e-5)
+    # The variant with the (bicubically resized) positional embedding added first.
     tokens = reference_tokens(pool, grid)[1:]  # (hw, B, C) spatial tokens with positional embedding
     value = tokens @ pool.v_proj.weight.t() + pool.v_proj.bias
     expected = (value @ pool.c_proj.weight.t() + pool.c_proj.bias).permute(1, 2, 0).reshape(2, -1, 3, 4)
-    torch.testing.assert_close(model.dense_features(x), expected, rtol=1e-4, atol=1e-5)
-    # Without the positional embedding the raw grid is projected.
-    raw = grid.flatten(2).transpose(1, 2)
-    expected_raw = pool.c_proj(pool.v_proj(raw)).transpose(1, 2).reshape(2, -1, 3, 4)
-    torch.testing.assert_close(model.dense_features(x, positional=False), expected_raw)
+    torch.testing.assert_close(model.dense_features(x, positional=True), expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(expected, expected_raw, atol=1e-3)
 
 
 @torch.no_grad()
 def test_attend_all_matches_torch_attention() -> None:
     model = tiny_resnet()
     grid = model.feature_map(torch.randn(1, 3, 96, 128))
-    tokens = reference_tokens(model.attnpool, grid)
+    # DepthCLIP's attention pool: spatial positional embedding resized bilinearly, corners aligned.
+    tokens = reference_tokens(model.attnpool, grid, mode="bilinear", align_corners=True)
     expected = reference_attention(model.attnpool, tokens, tokens)[1:].permute(1, 2, 0).reshape(1, -1, 3, 4)
     torch.testing.assert_close(model.attnpool.attend_all(grid), expected, rtol=1e-4, atol=1e-5)
 

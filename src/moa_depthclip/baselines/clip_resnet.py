@@ -15,10 +15,12 @@ What differs from a torchvision ResNet (and why the names look the way they do):
   multi-head attention step (query = the mean token) followed by ``c_proj`` gives the image
   embedding in CLIP's joint space.
 
-``dense_features`` gives one joint-space feature per cell of the final grid, the way DepthCLIP and
-MaskCLIP do: every spatial token goes through the attention pool's value projection and output
-projection (an attention step in which each token attends only to itself), so that it lands in the
-same space as the pooled embedding and the text features.
+``dense_features`` gives one joint-space feature per cell of the final grid the way MaskCLIP does:
+every spatial token, without positional embedding, goes through the attention pool's value
+projection and output projection (an attention step in which each token attends only to itself), so
+that it lands in the same space as the pooled embedding and the text features. ``attend_all`` is
+the attention pool with every cell as a query, its positional embedding resized bilinearly with
+``align_corners=True`` as in the attention pool of DepthCLIP's code.
 """
 
 from __future__ import annotations
@@ -126,18 +128,21 @@ class AttentionPool2d(nn.Module):
         self.c_proj = nn.Linear(embed_dim, output_dim)
         self.num_heads = num_heads
 
-    def positional_embedding_for(self, height: int, width: int) -> torch.Tensor:
+    def positional_embedding_for(
+        self, height: int, width: int, mode: str = "bicubic", align_corners: bool = False
+    ) -> torch.Tensor:
         """Positional embedding ``(1 + height*width, C)`` for a ``height x width`` grid.
 
-        The spatial part is resized bicubically (as transformers does for ViTs) when the grid differs
-        from the pretraining grid; the mean token's embedding is kept as is.
+        The spatial part is resized (``mode``; bicubic without corner alignment by default, as
+        transformers does for ViTs) when the grid differs from the pretraining grid; the mean
+        token's embedding is kept as is.
         """
         embedding = self.positional_embedding
         side = math.isqrt(embedding.shape[0] - 1)
         if (height, width) == (side, side):
             return embedding
         spatial = embedding[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
-        spatial = F.interpolate(spatial, size=(height, width), mode="bicubic", align_corners=False)
+        spatial = F.interpolate(spatial, size=(height, width), mode=mode, align_corners=align_corners)
         spatial = spatial.permute(0, 2, 3, 1).reshape(height * width, -1)
         return torch.cat([embedding[:1], spatial], dim=0)
 
@@ -162,12 +167,15 @@ class AttentionPool2d(nn.Module):
         """``(B, C, h, w)`` -> ``(B, output_dim, h, w)``: the attention step with *every* token as a query.
 
         The pooled embedding is the mean token's row of this computation; the spatial rows are
-        the per-location counterpart (each location attends over the whole grid).
+        the per-location counterpart (each location attends over the whole grid, mean token
+        included). The positional embedding is resized bilinearly with ``align_corners=True``, as
+        in the attention pool of DepthCLIP's code.
         """
         batch, channels, height, width = x.shape
         tokens = x.flatten(2).transpose(1, 2)
         tokens = torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
-        tokens = tokens + self.positional_embedding_for(height, width).to(tokens.dtype)
+        position = self.positional_embedding_for(height, width, mode="bilinear", align_corners=True)
+        tokens = tokens + position.to(tokens.dtype)
         head_dim = channels // self.num_heads
 
         def split(t: torch.Tensor) -> torch.Tensor:
@@ -179,11 +187,12 @@ class AttentionPool2d(nn.Module):
         out = self.c_proj(attended.transpose(1, 2).reshape(batch, -1, channels))[:, 1:]
         return out.transpose(1, 2).reshape(batch, -1, height, width)
 
-    def dense(self, x: torch.Tensor, positional: bool = True) -> torch.Tensor:
+    def dense(self, x: torch.Tensor, positional: bool = False) -> torch.Tensor:
         """``(B, C, h, w)`` feature map -> ``(B, output_dim, h, w)``: value + output projection per token.
 
-        With ``positional`` the (resized) spatial positional embedding is added first, exactly as the
-        tokens enter the attention; without it the raw features are projected.
+        By default the raw features are projected (MaskCLIP). With ``positional`` the spatial
+        positional embedding (resized bicubically) is added first, as the tokens enter the
+        attention: a variant, not MaskCLIP.
         """
         batch, _, height, width = x.shape
         tokens = x.flatten(2).transpose(1, 2)  # (B, hw, C)
@@ -237,7 +246,7 @@ class ModifiedResNet(nn.Module):
         """Global CLIP image embedding ``(B, output_dim)`` (not normalised)."""
         return self.attnpool(self.feature_map(x))
 
-    def dense_features(self, x: torch.Tensor, positional: bool = True) -> torch.Tensor:
+    def dense_features(self, x: torch.Tensor, positional: bool = False) -> torch.Tensor:
         """Per-cell joint-space features ``(B, output_dim, H/32, W/32)`` (not normalised)."""
         return self.attnpool.dense(self.feature_map(x), positional=positional)
 
