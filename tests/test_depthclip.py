@@ -234,24 +234,28 @@ def test_custom_prompts_bins_and_temperature(vit_dir: Path, tokenizer_dir: Path)
 
 @torch.no_grad()
 def test_flip_average_of_symmetric_input_is_symmetric() -> None:
+    """DepthCLIPConfig(flip=True) flip-averages through the one prediction path; forward never flips."""
+    from moa_depthclip.model.prediction import predict_batch
+
     model = DepthCLIP.from_resnet(
         "random",
-        DepthCLIPConfig(flip=True),
+        DepthCLIPConfig(flip=True, resnet_features="value", resnet_positional_embedding=True),
         architecture=TINY_RESNET,
         text_config=CLIPTextConfig(**TEXT, projection_dim=RESNET_EMBED),
     )
     x = images(1)
     symmetric = 0.5 * (x + x.flip(-1))
-    depth = model(symmetric).depth
+    depth = predict_batch(model, symmetric)
     torch.testing.assert_close(depth, depth.flip(-1), rtol=0, atol=1e-6)
     # Without flip averaging the positional embedding breaks the symmetry: the option does something.
     model.config.flip = False
-    plain = model(symmetric).depth
+    plain = predict_batch(model, symmetric)
     assert not torch.allclose(plain, plain.flip(-1), atol=1e-6)
-    # And on any input it is the mean of the two passes.
+    # And on any input it is the mean of the two passes; the model's own forward is one pass.
     model.config.flip = True
     expected = 0.5 * (plain_depth(model, x) + plain_depth(model, x.flip(-1)).flip(-1))
-    torch.testing.assert_close(model(x).depth, expected)
+    torch.testing.assert_close(predict_batch(model, x), expected)
+    torch.testing.assert_close(model(x).depth, plain_depth(model, x))
 
 
 def plain_depth(model: DepthCLIP, x: torch.Tensor) -> torch.Tensor:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
+from moa_depthclip.model.contract import PretrainedDepthModel
 from moa_depthclip.model.outputs import DepthOutput
 
 
-class ConstantDepth(nn.Module):
-    """Returns ``value`` metres at every pixel of every image (the model contract, no parameters)."""
+class ConstantDepth(PretrainedDepthModel, tags=["baseline"]):
+    """Returns ``value`` metres at every pixel of every image (the model contract, no parameters;
+    ``save_pretrained`` records the value in config.json and the weights file)."""
 
     def __init__(self, value: float) -> None:
         super().__init__()

@@ -35,6 +35,7 @@ from moa_depthclip.clip_loading import load_clip
 from moa_depthclip.config import SerializableConfig
 from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
 from moa_depthclip.errors import CheckpointError, InputSizeError, WeightsNotFoundError
+from moa_depthclip.model.contract import PretrainedDepthModel
 from moa_depthclip.model.outputs import DepthOutput
 from moa_depthclip.tokenizer import build_byte_level_clip_tokenizer
 
@@ -63,8 +64,8 @@ class DepthCLIPConfig(SerializableConfig):
 
     ``templates`` use ``{obj}`` and ``{distance}``; with several templates or objects the prompt
     embeddings of one distance word are normalised, averaged and normalised again (CLIP's prompt
-    ensembling). ``flip`` averages the prediction with that of the mirrored image (the published
-    evaluation does this; the evaluation runner can also do it for any model, so enable only one).
+    ensembling). ``flip`` makes the prediction path average with the mirrored image by default
+    (``DepthCLIP.default_flip``; the model's forward never flips, so asking twice flips once).
     ``align_corners`` is used by the final bilinear upsampling (the authors' code uses True).
 
     ``resnet_features`` chooses how the ResNet's final feature map becomes per-cell joint-space
@@ -236,39 +237,90 @@ class ResNetDenseEncoder(nn.Module):
 # The model
 
 
-class DepthCLIP(nn.Module):
+MODEL_TYPE = "depthclip"
+
+
+class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
     """Zero-shot DepthCLIP. ``forward(images)`` with images ``(B, 3, H, W)`` RGB in [0, 1], H and W
     multiples of 32, returns a ``DepthOutput`` with ``depth`` ``(B, 1, H, W)`` in metres, the
     per-cell ``bin_logits`` ``(B, n_bins, h, w)`` and ``bin_centers`` (the bin depths).
 
-    Build it with ``from_vit`` / ``from_resnet`` / ``from_spec``. Nothing in it is trainable; its
-    modules stay in eval mode even under ``.train()`` (batch-norm statistics are part of CLIP).
+    Build it with ``from_vit`` / ``from_resnet`` / ``from_spec``; ``save_pretrained`` /
+    ``from_pretrained`` / ``push_to_hub`` come from the depth-model contract. The constructor takes
+    only what ``config.json`` records (the architecture of the image tower, not its weights), so a
+    saved folder rebuilds the same modules before its weights are loaded. Nothing in it is
+    trainable; its modules stay in eval mode even under ``.train()`` (batch-norm statistics are
+    part of CLIP).
     """
 
     def __init__(
         self,
-        encoder: nn.Module,
-        text_features: torch.Tensor,
-        config: DepthCLIPConfig | None = None,
+        depthclip: DepthCLIPConfig | dict[str, Any] | None = None,
         *,
-        backbone: str,
-        source: str,
-        is_random_init: bool,
+        backbone: str = "vit",
+        encoder: dict[str, Any] | None = None,
+        text_dim: int | None = None,
+        source: str = RANDOM,
+        is_random_init: bool = True,
+        model_type: str = MODEL_TYPE,
     ) -> None:
         super().__init__()
-        self.config = config = config or DepthCLIPConfig()
-        if text_features.shape[0] != len(config.bin_depths):
-            raise ValueError(f"{text_features.shape[0]} text features for {len(config.bin_depths)} bins")
-        self.encoder = encoder
+        if model_type != MODEL_TYPE:
+            raise CheckpointError(
+                f"config.json does not describe a DepthCLIP model (model_type {model_type!r}); load it "
+                f"with the loader for that model (moa_depthclip.inference.loading.load_depth_model)"
+            )
+        if isinstance(depthclip, dict):
+            depthclip = DepthCLIPConfig.from_dict(depthclip)
+        self.config = config = depthclip or DepthCLIPConfig()
+        self.encoder, text_dim = _build_encoder(backbone, encoder or {}, config, text_dim)
         self.backbone = backbone
         self.source = source
-        self.is_random_init = is_random_init
-        self.register_buffer("text_features", text_features.detach().float().clone())
+        self._random_init = bool(is_random_init)
+        # Filled by from_vit/from_resnet (the encoded prompts) or by the saved weights.
+        self.register_buffer("text_features", torch.zeros(len(config.bin_depths), text_dim))
         self.register_buffer("bin_depths", torch.tensor(config.bin_depths, dtype=torch.float32))
         self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
+
+    @property
+    def is_random_init(self) -> bool:
+        """True when the CLIP weights were random (``source`` "random")."""
+        return self._random_init
+
+    @property
+    def default_flip(self) -> bool:
+        """``DepthCLIPConfig.flip``: the prediction path averages with the mirrored image."""
+        return self.config.flip
+
+    @classmethod
+    def _with_weights(
+        cls,
+        encoder: nn.Module,
+        text_features: torch.Tensor,
+        config: DepthCLIPConfig,
+        *,
+        backbone: str,
+        architecture: dict[str, Any],
+        source: str,
+        is_random_init: bool,
+    ) -> DepthCLIP:
+        """A DepthCLIP holding copies of ``encoder``'s weights and the encoded prompts."""
+        if text_features.shape[0] != len(config.bin_depths):
+            raise ValueError(f"{text_features.shape[0]} text features for {len(config.bin_depths)} bins")
+        model = cls(
+            config,
+            backbone=backbone,
+            encoder=json.loads(json.dumps(architecture, default=str)),
+            text_dim=int(text_features.shape[1]),
+            source=source,
+            is_random_init=is_random_init,
+        )
+        model.encoder.load_state_dict(encoder.state_dict())
+        model.text_features.copy_(text_features.detach().float())
+        return model
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -296,11 +348,16 @@ class DepthCLIP(nn.Module):
         clip = loaded.model.eval()
         text_features = encode_prompts(clip.text_model, clip.text_projection, tokenizer, config)
         encoder = ViTDenseEncoder(clip.vision_model, clip.visual_projection)
-        return cls(
+        architecture = {
+            "vision_config": clip.vision_model.config.to_dict(),
+            "projection_dim": clip.visual_projection.out_features,
+        }
+        return cls._with_weights(
             encoder,
             text_features,
             config,
             backbone="vit",
+            architecture=architecture,
             source=loaded.source,
             is_random_init=loaded.is_random_init,
         )
@@ -339,7 +396,15 @@ class DepthCLIP(nn.Module):
             config.resnet_positional_embedding,
             text_dim=text_features.shape[1],
         )
-        return cls(encoder, text_features, config, backbone="resnet", source=source, is_random_init=is_random)
+        return cls._with_weights(
+            encoder,
+            text_features,
+            config,
+            backbone="resnet",
+            architecture={"resnet": clip.visual.config.to_dict()},
+            source=source,
+            is_random_init=is_random,
+        )
 
     @classmethod
     def from_spec(
@@ -353,81 +418,6 @@ class DepthCLIP(nn.Module):
         if name == "depthclip-vit":
             return cls.from_vit(source or DEFAULT_VIT, config, tokenizer_source)
         raise ValueError(f"unknown DepthCLIP model '{spec}': use depthclip-rn50:PATH or depthclip-vit:SOURCE")
-
-    # -- saving and loading ------------------------------------------------------------------------
-
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` + ``model.safetensors``: everything inference needs (the encoded
-        prompts included), so ``from_pretrained`` needs no tokenizer, text tower or CLIP download."""
-        from safetensors.torch import save_model
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if self.backbone == "vit":
-            vision = self.encoder.vision_model
-            encoder = {
-                "vision_config": vision.config.to_dict(),
-                "projection_dim": self.encoder.visual_projection.out_features,
-            }
-        else:
-            encoder = {"resnet": self.encoder.resnet.config.to_dict()}
-        meta = {
-            "model_type": "depthclip",
-            "backbone": self.backbone,
-            "source": self.source,
-            "is_random_init": self.is_random_init,
-            "text_dim": int(self.text_features.shape[1]),
-            "depthclip": self.config.to_dict(),
-            "encoder": encoder,
-        }
-        (directory / "config.json").write_text(json.dumps(meta, indent=2, default=str))
-        save_model(self, str(directory / "model.safetensors"))
-        return directory
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> DepthCLIP:
-        """Load a folder written by ``save_pretrained`` (weights must match exactly)."""
-        from safetensors.torch import load_model
-        from transformers import CLIPVisionConfig, CLIPVisionModel
-
-        directory = Path(directory)
-        config_file, weights_file = directory / "config.json", directory / "model.safetensors"
-        if not (config_file.is_file() and weights_file.is_file()):
-            raise WeightsNotFoundError(
-                f"{directory} is not a saved DepthCLIP folder (config.json + model.safetensors)"
-            )
-        try:
-            meta = json.loads(config_file.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise CheckpointError(f"{config_file} is not valid JSON ({error})") from error
-        if meta.get("model_type") != "depthclip":
-            raise CheckpointError(f"{config_file} does not describe a DepthCLIP model")
-        config = DepthCLIPConfig.from_dict(meta["depthclip"])
-        if meta["backbone"] == "vit":
-            vision_config = CLIPVisionConfig.from_dict(meta["encoder"]["vision_config"])
-            projection = nn.Linear(vision_config.hidden_size, meta["encoder"]["projection_dim"], bias=False)
-            encoder: nn.Module = ViTDenseEncoder(CLIPVisionModel(vision_config), projection)
-        else:
-            resnet = ModifiedResNet(ModifiedResNetConfig.from_dict(meta["encoder"]["resnet"]))
-            encoder = ResNetDenseEncoder(
-                resnet, config.resnet_features, config.resnet_positional_embedding, text_dim=meta["text_dim"]
-            )
-        text_features = torch.zeros(len(config.bin_depths), meta["text_dim"])
-        model = cls(
-            encoder,
-            text_features,
-            config,
-            backbone=meta["backbone"],
-            source=meta["source"],
-            is_random_init=meta["is_random_init"],
-        )
-        try:
-            load_model(model, str(weights_file), strict=True)
-        except (RuntimeError, OSError, ValueError) as error:
-            raise CheckpointError(
-                f"{weights_file} does not fit the DepthCLIP in {config_file} ({error})"
-            ) from error
-        return model.eval()
 
     # -- inference ---------------------------------------------------------------------------------
 
@@ -480,7 +470,33 @@ class DepthCLIP(nn.Module):
         size = (images.shape[-2], images.shape[-1])
         logits = self.bin_logits(images)
         depth = self.depth_from_logits(logits, size)
-        if self.config.flip:
-            mirrored = self.depth_from_logits(self.bin_logits(images.flip(-1)), size).flip(-1)
-            depth = 0.5 * (depth + mirrored)
         return DepthOutput(depth=depth, bin_logits=logits, bin_centers=self.bin_depths.clone())
+
+
+def _build_encoder(
+    backbone: str, architecture: dict[str, Any], config: DepthCLIPConfig, text_dim: int | None
+) -> tuple[nn.Module, int]:
+    """The image tower described by ``config.json``'s ``encoder`` entry (random weights), and the
+    text dimension (default: the tower's joint-space width)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    if backbone == "vit":
+        vision_config = CLIPVisionConfig.from_dict(architecture.get("vision_config", {}))
+        projection_dim = int(architecture.get("projection_dim", 512))
+        projection = nn.Linear(vision_config.hidden_size, projection_dim, bias=False)
+        return ViTDenseEncoder(CLIPVisionModel(vision_config), projection), text_dim or projection_dim
+    if backbone == "resnet":
+        resnet_config = (
+            ModifiedResNetConfig.from_dict(architecture["resnet"])
+            if "resnet" in architecture
+            else ModifiedResNetConfig()
+        )
+        text_dim = text_dim or resnet_config.output_dim
+        encoder = ResNetDenseEncoder(
+            ModifiedResNet(resnet_config),
+            config.resnet_features,
+            config.resnet_positional_embedding,
+            text_dim=text_dim,
+        )
+        return encoder, text_dim
+    raise CheckpointError(f"unknown DepthCLIP backbone {backbone!r} in config.json (expected vit or resnet)")

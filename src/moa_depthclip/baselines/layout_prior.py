@@ -11,21 +11,31 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import Dataset
 
+from moa_depthclip.model.contract import PretrainedDepthModel
 from moa_depthclip.model.outputs import DepthOutput
 
 
-class LayoutPriorDepth(nn.Module):
-    """Predicts a fixed (H, W) depth map, resized (bilinear) to each input's size."""
+class LayoutPriorDepth(PretrainedDepthModel, tags=["baseline"]):
+    """Predicts a fixed (H, W) depth map, resized (bilinear) to each input's size.
 
-    def __init__(self, depth_map: torch.Tensor) -> None:
+    ``LayoutPriorDepth(depth_map)`` builds it; ``from_pretrained`` rebuilds an empty map of the saved
+    ``size`` (config.json) and fills it from the weights file.
+    """
+
+    def __init__(self, depth_map: torch.Tensor | None = None, *, size: tuple[int, int] | None = None) -> None:
         super().__init__()
+        if depth_map is None:
+            if size is None or len(size) != 2 or min(size) <= 0:
+                raise ValueError("the layout prior needs a depth map, or the (H, W) size of one to load")
+            depth_map = torch.ones(int(size[0]), int(size[1]))
         depth_map = torch.as_tensor(depth_map, dtype=torch.float32)
         if depth_map.ndim != 2 or not torch.isfinite(depth_map).all() or not (depth_map > 0).all():
             raise ValueError("the layout prior must be a 2-D map of positive, finite depths")
         self.register_buffer("depth_map", depth_map)
+        # config.json records the map's size, not the map (that is in the weights file).
+        self._hub_mixin_config = {"size": list(depth_map.shape)}
 
     def forward(self, images: torch.Tensor) -> DepthOutput:
         batch, _, height, width = images.shape

@@ -12,18 +12,18 @@ a training run directory           its best (else final, else latest) saved mode
 ``owner/name``                     a MoA-DepthCLIP on the Hugging Face hub (or in the local cache)
 =================================  ===============================================================
 
-Every model comes back in eval mode on ``device`` with an ``is_random_init`` attribute, so callers
-can warn when predictions come from untrained weights.
+Every model comes back in eval mode on ``device``; it follows the depth-model contract
+(``moa_depthclip.model.contract``), so ``is_random_init`` tells callers when to warn that predictions
+come from untrained weights.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from torch import nn
-
 from moa_depthclip.clip_loading import is_hub_id
 from moa_depthclip.errors import UserFacingError, WeightsNotFoundError
+from moa_depthclip.model.contract import DepthModel
 from moa_depthclip.model.hub import is_saved_model_dir
 
 # Sub-folders of a training run that hold a saved model, in order of preference (the trainer
@@ -48,7 +48,7 @@ class UnknownModelSpecError(UserFacingError, ValueError):
     """The model spec names nothing this package can load."""
 
 
-def load_depth_model(spec: str, device: str = "cpu", tokenizer_source: str | None = None) -> nn.Module:
+def load_depth_model(spec: str, device: str = "cpu", tokenizer_source: str | None = None) -> DepthModel:
     """Build or load the depth model named by ``spec`` (see the module docstring), in eval mode.
 
     ``tokenizer_source`` (a CLIP folder or hub id) is only used by DepthCLIP built from a checkpoint
@@ -57,13 +57,10 @@ def load_depth_model(spec: str, device: str = "cpu", tokenizer_source: str | Non
     spec = spec.strip()
     if not spec:
         raise UnknownModelSpecError(f"empty model spec; use one of: {SPEC_HELP}")
-    model = _load(spec, tokenizer_source)
-    if not hasattr(model, "is_random_init"):
-        model.is_random_init = False  # type: ignore[attr-defined]
-    return model.to(device).eval()
+    return _load(spec, tokenizer_source).to(device).eval()
 
 
-def _load(spec: str, tokenizer_source: str | None = None) -> nn.Module:
+def _load(spec: str, tokenizer_source: str | None = None) -> DepthModel:
     name, _, argument = spec.partition(":")
     if name == "constant":
         return _constant(argument, spec)
@@ -96,7 +93,7 @@ def _load(spec: str, tokenizer_source: str | None = None) -> nn.Module:
     raise UnknownModelSpecError(f"unknown model '{spec}'; use one of: {SPEC_HELP}")
 
 
-def random_moa_depthclip() -> nn.Module:
+def random_moa_depthclip() -> DepthModel:
     """MoA-DepthCLIP with ViT-B/32 shapes and random weights (marked ``is_random_init``)."""
     from moa_depthclip.config import BackboneConfig, ModelConfig
     from moa_depthclip.model.moa_depthclip import MoADepthCLIP
@@ -126,7 +123,7 @@ def find_saved_model(directory: Path) -> Path:
     )
 
 
-def _constant(argument: str, spec: str) -> nn.Module:
+def _constant(argument: str, spec: str) -> DepthModel:
     try:
         value = float(argument)
     except ValueError:

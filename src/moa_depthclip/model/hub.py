@@ -44,7 +44,7 @@ class HubLoadingMixin:
                 raise WeightsNotFoundError(f"{name}: no saved model at {source} (folder not found)")
             if not is_saved_model_dir(path):
                 raise WeightsNotFoundError(
-                    f"{name}: {source} is not a saved model folder (it needs {CONFIG_FILE} and {WEIGHTS_FILE}, "
+                    f"{name}: {source} is not a saved {name} folder (it needs {CONFIG_FILE} and {WEIGHTS_FILE}, "
                     f"as written by save_pretrained)"
                 )
             source = str(path)
