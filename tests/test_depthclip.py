@@ -56,10 +56,13 @@ def images(batch: int = 2, seed: int = 0) -> torch.Tensor:
     return torch.rand(batch, 3, *SIZE, generator=torch.Generator().manual_seed(seed))
 
 
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (x - mean) / std
+def normalise(x: torch.Tensor, kind: str = "imagenet") -> torch.Tensor:
+    """ImageNet mean/std (DepthCLIP's official evaluation, the default) or CLIP's."""
+    if kind == "imagenet":
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    else:
+        mean, std = CLIP_MEAN, CLIP_STD
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
 def reference_depth(
@@ -151,11 +154,16 @@ def test_vit_depth_matches_direct_computation(vit_dir: Path, tokenizer_dir: Path
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("mode", ["value", "released_code"])
+@pytest.mark.parametrize("mode", ["value", "value_positional", "released_code", "released_code_clip_norm"])
 def test_resnet_depth_matches_direct_computation(
     mode: str, resnet_checkpoint: Path, tokenizer_dir: Path
 ) -> None:
-    config = DepthCLIPConfig(resnet_features=mode)
+    config = {
+        "value": DepthCLIPConfig(resnet_features="value"),
+        "value_positional": DepthCLIPConfig(resnet_features="value", resnet_positional_embedding=True),
+        "released_code": DepthCLIPConfig(),
+        "released_code_clip_norm": DepthCLIPConfig(normalization="clip"),
+    }[mode]
     model = DepthCLIP.from_resnet(str(resnet_checkpoint), config, tokenizer_source=str(tokenizer_dir))
     assert model.backbone == "resnet" and not model.is_random_init
     clip = load_resnet_clip(resnet_checkpoint)
@@ -164,13 +172,16 @@ def test_resnet_depth_matches_direct_computation(
     hidden = clip.text.text_model(input_ids=ids).last_hidden_state
     text = clip.text.text_projection(hidden[torch.arange(ids.shape[0]), ids.argmax(dim=-1)])
     x = images()
-    grid = clip.visual.feature_map(normalise(x))  # (B, C, 3, 4); the trunk is tested in test_clip_resnet
+    kind = "clip" if mode.endswith("clip_norm") else "imagenet"
+    grid = clip.visual.feature_map(normalise(x, kind))  # (B, C, 3, 4); the trunk is tested in test_clip_resnet
     b, c, h, w = grid.shape
     tokens = grid.reshape(b, c, h * w).transpose(1, 2)  # (B, hw, C)
     pool = clip.visual.attnpool
-    if mode == "value":
-        pos = pool.positional_embedding[1:].t().reshape(1, c, 2, 2)
-        pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False).reshape(c, h * w).t()
+    if mode.startswith("value"):
+        pos = torch.zeros(())  # MaskCLIP: no positional embedding before the value projection
+        if mode == "value_positional":
+            pos = pool.positional_embedding[1:].t().reshape(1, c, 2, 2)
+            pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False).reshape(c, h * w).t()
         value = (tokens + pos) @ pool.v_proj.weight.t() + pool.v_proj.bias
         features = value @ pool.c_proj.weight.t() + pool.c_proj.bias
         logits, depth = reference_depth(features, text, SIZE)
@@ -188,6 +199,9 @@ def test_resnet_depth_matches_direct_computation(
 
 @torch.no_grad()
 def test_resnet_attention_features_are_the_all_query_attention_pool() -> None:
+    """``attention``: DepthCLIP's attention pool (all tokens as queries, spatial positional embedding
+    resized bilinearly with align_corners=True, mean token kept), recomputed with torch's own
+    multi-head attention."""
     model = DepthCLIP.from_resnet(
         "random",
         DepthCLIPConfig(resnet_features="attention"),
@@ -196,8 +210,23 @@ def test_resnet_attention_features_are_the_all_query_attention_pool() -> None:
     )
     x = images(1)
     resnet = model.encoder.resnet
-    expected = F.normalize(resnet.attnpool.attend_all(resnet.feature_map(normalise(x))), dim=1)
-    torch.testing.assert_close(model.dense_features(x), expected)
+    pool = resnet.attnpool
+    grid = resnet.feature_map(normalise(x))
+    b, c, h, w = grid.shape
+    tokens = grid.reshape(b, c, h * w).permute(2, 0, 1)  # (hw, B, C)
+    tokens = torch.cat([tokens.mean(dim=0, keepdim=True), tokens])
+    spatial = pool.positional_embedding[1:].t().reshape(1, c, 2, 2)
+    spatial = F.interpolate(spatial, size=(h, w), mode="bilinear", align_corners=True).reshape(c, h * w).t()
+    tokens = tokens + torch.cat([pool.positional_embedding[:1], spatial])[:, None]
+    out, _ = F.multi_head_attention_forward(
+        tokens, tokens, tokens, c, pool.num_heads, None,
+        torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]), None, None, False, 0.0,
+        pool.c_proj.weight, pool.c_proj.bias, training=False, need_weights=False,
+        use_separate_proj_weight=True, q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight,
+        v_proj_weight=pool.v_proj.weight,
+    )  # fmt: skip
+    expected = F.normalize(out[1:].permute(1, 2, 0).reshape(b, -1, h, w), dim=1)
+    torch.testing.assert_close(model.dense_features(x), expected, rtol=1e-4, atol=1e-5)
 
 
 @torch.no_grad()

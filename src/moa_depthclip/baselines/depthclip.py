@@ -33,7 +33,7 @@ from moa_depthclip.baselines.clip_resnet import (
 )
 from moa_depthclip.clip_loading import load_clip
 from moa_depthclip.config import SerializableConfig
-from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
+from moa_depthclip.data.transforms import NORMALIZATIONS
 from moa_depthclip.errors import CheckpointError, InputSizeError, WeightsNotFoundError
 from moa_depthclip.model.contract import PretrainedDepthModel
 from moa_depthclip.model.outputs import DepthOutput
@@ -55,25 +55,30 @@ DEPTHCLIP_DISTANCE_WORDS = (
 )
 DEPTHCLIP_BIN_DEPTHS = (1.00, 1.50, 2.00, 2.25, 2.50, 2.75, 3.00)
 
-ResNetFeatures = Literal["value", "attention", "released_code"]
+ResNetFeatures = Literal["released_code", "value", "attention"]
+Normalization = Literal["imagenet", "clip"]
 
 
 @dataclass
 class DepthCLIPConfig(SerializableConfig):
-    """Every choice of DepthCLIP. The defaults are the published ones.
+    """Every choice of DepthCLIP. The defaults are what the official DepthCLIP code computes.
 
     ``templates`` use ``{obj}`` and ``{distance}``; with several templates or objects the prompt
     embeddings of one distance word are normalised, averaged and normalised again (CLIP's prompt
     ensembling). ``flip`` makes the prediction path average with the mirrored image by default
-    (``DepthCLIP.default_flip``; the model's forward never flips, so asking twice flips once).
-    ``align_corners`` is used by the final bilinear upsampling (the authors' code uses True).
+    (``DepthCLIP.default_flip``; the model's forward never flips, so asking twice flips once; the
+    ``nyu-depthclip`` evaluation protocol flips anyway). ``align_corners`` is used by the final
+    bilinear upsampling (the official code uses True). ``normalization``:
+    ``imagenet`` mean/std (the official evaluation) or ``clip`` (CLIP's own preprocessing).
 
-    ``resnet_features`` chooses how the ResNet's final feature map becomes per-cell joint-space
-    features (see docs/depthclip.md): ``value`` (default) passes every cell through the attention
-    pool's value and output projections; ``attention`` runs the attention pool with every cell as a
-    query; ``released_code`` reproduces the authors' released code (raw layer-4 features,
-    normalised, every other channel kept, no projection). ``resnet_positional_embedding`` adds the
-    resized positional embedding before the ``value`` projection.
+    ``resnet_features`` chooses how the ResNet's final feature map becomes per-cell features (see
+    docs/depthclip.md): ``released_code`` (default, the official code) L2-normalises the raw
+    layer-4 features and keeps every other channel, no projection; ``value`` passes every cell
+    through the attention pool's value and output projections without positional embedding
+    (MaskCLIP); ``attention`` runs the attention pool with every cell as a query (the attention pool
+    in DepthCLIP's code, positional embedding resized bilinearly with corners aligned).
+    ``resnet_positional_embedding`` adds the bicubically resized positional embedding before the
+    ``value`` projection (a variant of ours, neither MaskCLIP nor DepthCLIP).
     """
 
     templates: tuple[str, ...] = ("This {obj} is {distance}",)
@@ -84,8 +89,9 @@ class DepthCLIPConfig(SerializableConfig):
     logit_scale: float = 100.0
     flip: bool = False
     align_corners: bool = True
-    resnet_features: ResNetFeatures = "value"
-    resnet_positional_embedding: bool = True
+    resnet_features: ResNetFeatures = "released_code"
+    resnet_positional_embedding: bool = False
+    normalization: Normalization = "imagenet"
 
     def __post_init__(self) -> None:
         if len(self.distance_words) != len(self.bin_depths) or not self.bin_depths:
@@ -100,7 +106,11 @@ class DepthCLIPConfig(SerializableConfig):
         if not self.templates or not self.objects:
             raise ValueError("DepthCLIP needs at least one template and one object word.")
         if self.resnet_features not in ("value", "attention", "released_code"):
-            raise ValueError(f"unknown resnet_features {self.resnet_features!r}")
+            raise ValueError(
+                f"unknown resnet_features {self.resnet_features!r}: use released_code, value or attention"
+            )
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {self.normalization!r}: use imagenet or clip")
 
     def prompts(self) -> list[list[str]]:
         """For each distance word, the prompts whose embeddings are averaged."""
@@ -203,8 +213,8 @@ class ResNetDenseEncoder(nn.Module):
     def __init__(
         self,
         resnet: ModifiedResNet,
-        mode: ResNetFeatures = "value",
-        positional: bool = True,
+        mode: ResNetFeatures = "released_code",
+        positional: bool = False,
         text_dim: int | None = None,
     ) -> None:
         super().__init__()
@@ -280,8 +290,9 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
         # Filled by from_vit/from_resnet (the encoded prompts) or by the saved weights.
         self.register_buffer("text_features", torch.zeros(len(config.bin_depths), text_dim))
         self.register_buffer("bin_depths", torch.tensor(config.bin_depths, dtype=torch.float32))
-        self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = NORMALIZATIONS[config.normalization]
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
@@ -449,7 +460,10 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
             )
 
     def dense_features(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, D, H/32, W/32)`` L2-normalised per-cell image features in CLIP's joint space."""
+        """``(B, D, H/32, W/32)`` per-cell image features (mean/std normalisation of the config first).
+
+        L2-normalised joint-space features, except ``released_code``: every other channel of the
+        L2-normalised raw grid, as the official code compares them."""
         self.check_images(images)
         pixels = (images.float() - self.pixel_mean) / self.pixel_std
         return self.encoder(pixels)
