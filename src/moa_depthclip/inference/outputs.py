@@ -18,12 +18,12 @@ name       file                        content
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from moa_depthclip.data.cameras import Intrinsics
 from moa_depthclip.inference.visualize import colorize_with_bar, depth_range, make_panel
 
 FORMATS = ("png16", "npy", "color", "side", "ply")
@@ -37,26 +37,8 @@ SUFFIXES = {
 }
 PNG16_MAX_METRES = 65.535
 SIDE_MAX_HEIGHT = 1024
-# NYU Depth V2 (Kinect) colour intrinsics at 640x480, the default camera for point clouds.
-NYU_INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)
-NYU_SIZE = (480, 640)
 # Point clouds of very large images are subsampled to about this many points on the long side.
 PLY_LONG_SIDE = 640
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    @classmethod
-    def nyu_scaled(cls, height: int, width: int) -> Intrinsics:
-        """NYU's Kinect intrinsics scaled to an image of the given size."""
-        fx, fy, cx, cy = NYU_INTRINSICS
-        sy, sx = height / NYU_SIZE[0], width / NYU_SIZE[1]
-        return cls(fx * sx, fy * sy, cx * sx, cy * sy)
 
 
 def depth_to_millimetres(depth: np.ndarray) -> np.ndarray:
@@ -153,7 +135,7 @@ def write_outputs(
         elif name == "side":
             write_side(path, image, depth, vmin, vmax, cmap)
         elif name == "ply":
-            camera = intrinsics or Intrinsics.nyu_scaled(*depth.shape)
+            camera = intrinsics or Intrinsics.nyu(*depth.shape)
             stride = max(1, math.ceil(max(depth.shape) / PLY_LONG_SIDE))
             points, colours = point_cloud(depth, image, camera, stride)
             write_ply(path, points, colours, binary=ply_binary)
