@@ -165,8 +165,8 @@ def test_corrupt_file_raises_data_error_naming_it(model, tmp_path):
 
 
 def test_visualisation_helpers():
-    assert colormap("lumen").shape == (256, 3)
-    lightness = colormap("lumen").astype(float) @ [0.299, 0.587, 0.114]
+    assert colormap("magma").shape == (256, 3)
+    lightness = colormap("magma").astype(float) @ [0.299, 0.587, 0.114]
     assert (np.diff(lightness) > -2).all()  # lightness rises along the map
     depth = np.linspace(0.5, 4.0, 60 * 80, dtype=np.float32).reshape(60, 80)
     depth[0, 0] = 0

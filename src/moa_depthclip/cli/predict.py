@@ -21,7 +21,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".p
 def register(subparsers: argparse._SubParsersAction) -> None:
     from moa_depthclip.inference.outputs import DEFAULT_FORMATS, FORMATS
     from moa_depthclip.inference.predict import DEFAULT_LONG_SIDE
-    from moa_depthclip.inference.visualize import COLORMAPS
+    from moa_depthclip.inference.visualize import DEFAULT_CMAP, SUGGESTED_COLORMAPS
 
     parser = subparsers.add_parser(
         "predict",
@@ -55,7 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="fixed working size")
     parser.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
     parser.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
-    parser.add_argument("--cmap", choices=COLORMAPS, default="lumen", help="colour map (default %(default)s)")
+    parser.add_argument(
+        "--cmap",
+        default=DEFAULT_CMAP,
+        help=f"any matplotlib colour-map name, e.g. {', '.join(SUGGESTED_COLORMAPS)} (default %(default)s)",
+    )
     parser.add_argument("--vmin", type=float, help="colour range minimum in metres (default: per image)")
     parser.add_argument("--vmax", type=float, help="colour range maximum in metres (default: per image)")
     for name in ("fx", "fy", "cx", "cy"):
@@ -163,8 +167,10 @@ def run(args: argparse.Namespace) -> int:
     from moa_depthclip.errors import DataError
     from moa_depthclip.inference.outputs import write_outputs
     from moa_depthclip.inference.predict import predict_depth
+    from moa_depthclip.inference.visualize import check_colormap
 
     formats = _parse_formats(args.formats)
+    check_colormap(args.cmap)
     intrinsics = _intrinsics(args)
     files, skipped, unmatched = collect_inputs(args.inputs, args.recursive)
     for item in skipped:

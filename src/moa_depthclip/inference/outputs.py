@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from moa_depthclip.data.cameras import Intrinsics
-from moa_depthclip.inference.visualize import colorize_with_bar, depth_range, make_panel
+from moa_depthclip.inference.visualize import DEFAULT_CMAP, colorize_with_bar, depth_range, make_panel
 
 FORMATS = ("png16", "npy", "color", "side", "ply")
 DEFAULT_FORMATS = ("png16", "npy", "color", "side")
@@ -107,7 +107,7 @@ def write_outputs(
     depth: np.ndarray,
     formats: tuple[str, ...],
     *,
-    cmap: str = "lumen",
+    cmap: str = DEFAULT_CMAP,
     vmin: float | None = None,
     vmax: float | None = None,
     intrinsics: Intrinsics | None = None,

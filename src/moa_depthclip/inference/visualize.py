@@ -1,116 +1,98 @@
-"""Pictures of depth: colour maps, a colour bar in metres, and side-by-side panels.
+"""Pictures of depth, drawn with matplotlib: colour maps, colour bars in metres, panels, curves.
 
-The colour maps are computed here (no plotting dependency) from a few control points in OKLab, a
-perceptual colour space, so that equal steps in depth look like roughly equal steps in colour:
+* Colour maps: any matplotlib colour-map name (``matplotlib.colormaps``). The default,
+  :data:`DEFAULT_CMAP` = ``magma``, is perceptually uniform (equal depth steps look like equal colour
+  steps), rises monotonically in lightness (readable in grayscale print and by colour-blind
+  readers) and, drawn near = bright, looks like the usual depth pictures. :data:`ERROR_CMAP`
+  (``viridis``, small error dark) colours absolute-error maps so they are not mistaken for depth.
+* Colour bars are matplotlib colour bars with at least three ticks in metres (:func:`nice_ticks`,
+  matplotlib's ``MaxNLocator``), whatever the picture's size.
+* Panels (image | ground truth | prediction | error) and training curves are matplotlib figures
+  with titles, units, axes and grids, rendered off-screen by the Agg backend on a
+  ``matplotlib.figure.Figure`` of their own: nothing here touches pyplot's global state.
 
-* ``lumen``    (default) lightness rises monotonically from deep violet through red and orange to
-               pale yellow; readable in grayscale print and by colour-blind readers.
-* ``spectrum`` a hue sweep (blue, cyan, green, yellow, red) for maximum contrast between nearby depths.
-* ``gray``     plain lightness.
-
-By default near is bright and far is dark (``near_bright=True``), which is how people usually read
-depth pictures. Invalid pixels (0, NaN, inf) are drawn in ``invalid_color``.
-
-Everything here works on NumPy arrays (``uint8`` (H, W, 3) images, float (H, W) depth in metres) and
-also accepts torch tensors ((3, H, W) images in [0, 1], (1, H, W) or (H, W) depth), so the same
-functions serve the prediction CLI, TensorBoard and report figures.
+Every function takes NumPy arrays (``uint8`` (H, W, 3) images, float (H, W) depth in metres) and
+also torch tensors ((3, H, W) images in [0, 1], (1, H, W) or (H, W) depth), so the same functions
+serve the prediction command, the web app, TensorBoard and reports. Depth pixels are coloured one
+to one (:func:`colorize`); only the decorations around them are drawn by matplotlib. Invalid pixels
+(0, NaN, inf) are drawn in ``invalid_color``. matplotlib is imported on first use, so importing this
+module stays cheap for the command line.
 """
 
 from __future__ import annotations
 
+import difflib
+import io
 import math
+from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-COLORMAPS = ("lumen", "spectrum", "gray")
-INVALID_COLOR = (40, 40, 40)
+from moa_depthclip.errors import ConfigError
 
-# Control points in OKLCh: (lightness, chroma, hue in degrees), evenly spaced along the map.
-_CONTROL_POINTS: dict[str, tuple[tuple[float, float, float], ...]] = {
-    "lumen": (
-        (0.18, 0.08, 300.0),
-        (0.35, 0.17, 320.0),
-        (0.52, 0.20, 15.0),
-        (0.68, 0.18, 50.0),
-        (0.82, 0.16, 75.0),
-        (0.96, 0.09, 100.0),
-    ),
-    "spectrum": (
-        (0.35, 0.16, 275.0),
-        (0.62, 0.15, 235.0),
-        (0.78, 0.14, 185.0),
-        (0.83, 0.18, 135.0),
-        (0.90, 0.17, 100.0),
-        (0.74, 0.17, 55.0),
-        (0.55, 0.19, 25.0),
-    ),
-    "gray": ((0.0, 0.0, 0.0), (1.0, 0.0, 0.0)),
-}
+if TYPE_CHECKING:
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
+
+DEFAULT_CMAP = "magma"
+ERROR_CMAP = "viridis"
+#: A few good choices, shown in help texts; any matplotlib colour-map name works.
+SUGGESTED_COLORMAPS = ("magma", "inferno", "viridis", "cividis", "turbo", "Spectral_r", "gray")
+INVALID_COLOR = (128, 128, 128)
+LIST_COLORMAPS = 'python -c "import matplotlib; print(sorted(matplotlib.colormaps))"'
+DPI = 100
+MIN_TICKS = 3
 
 
-def _oklab_to_linear_srgb(lab: np.ndarray) -> np.ndarray:
-    """OKLab (N, 3) -> linear sRGB (N, 3), the published OKLab matrices."""
-    to_lms = np.array(
-        [
-            [1.0, 0.3963377774, 0.2158037573],
-            [1.0, -0.1055613458, -0.0638541728],
-            [1.0, -0.0894841775, -1.2914855480],
-        ]
+@dataclass
+class Rendered:
+    """A rendered picture and the tick values of its colour bars (metres), by bar name."""
+
+    image: np.ndarray
+    ticks: dict[str, list[float]] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# colour maps
+
+
+def check_colormap(name: str) -> str:
+    """``name`` if matplotlib knows the colour map, else a one-line :class:`ConfigError`."""
+    import matplotlib
+
+    if name in matplotlib.colormaps:
+        return name
+    close = difflib.get_close_matches(name, list(matplotlib.colormaps), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise ConfigError(
+        f"unknown colour map {name!r}{hint}: use any matplotlib colour-map name, e.g. "
+        f"{', '.join(SUGGESTED_COLORMAPS)}; list them all with: {LIST_COLORMAPS}"
     )
-    to_rgb = np.array(
-        [
-            [4.0767416621, -3.3077115913, 0.2309699292],
-            [-1.2684380046, 2.6097574011, -0.3413193965],
-            [-0.0041960863, -0.7034186147, 1.7076147010],
-        ]
-    )
-    lms = (lab @ to_lms.T) ** 3
-    return lms @ to_rgb.T
-
-
-def _linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    linear = np.clip(linear, 0.0, 1.0)
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-
-
-def _lch_to_srgb_in_gamut(lightness: float, chroma: float, hue: float) -> np.ndarray:
-    """Convert one OKLCh colour to sRGB, reducing chroma until it fits (lightness stays exact)."""
-    angle = math.radians(hue)
-
-    def linear(c: float) -> np.ndarray:
-        return _oklab_to_linear_srgb(np.array([[lightness, c * math.cos(angle), c * math.sin(angle)]]))[0]
-
-    def fits(c: float) -> bool:
-        rgb = linear(c)
-        return bool(np.all(rgb >= -1e-6) and np.all(rgb <= 1 + 1e-6))
-
-    if not fits(chroma):
-        low, high = 0.0, chroma
-        for _ in range(24):  # bisection on chroma
-            middle = 0.5 * (low + high)
-            low, high = (middle, high) if fits(middle) else (low, middle)
-        chroma = low
-    return _linear_to_srgb(linear(chroma))
 
 
 @cache
-def colormap(name: str = "lumen", size: int = 256) -> np.ndarray:
-    """A (size, 3) ``uint8`` lookup table, index 0 = low value."""
-    if name not in _CONTROL_POINTS:
-        raise ValueError(f"unknown colour map {name!r}; choose one of {', '.join(COLORMAPS)}")
-    points = np.array(_CONTROL_POINTS[name], dtype=np.float64)
-    positions = np.linspace(0.0, 1.0, len(points))
-    samples = np.linspace(0.0, 1.0, size)
-    # Interpolate hue along the shorter arc so that e.g. 320 -> 15 degrees passes through 0.
-    hues = np.degrees(np.unwrap(np.radians(points[:, 2])))
-    lightness = np.interp(samples, positions, points[:, 0])
-    chroma = np.interp(samples, positions, points[:, 1])
-    hue = np.interp(samples, positions, hues)
-    table = np.stack([_lch_to_srgb_in_gamut(*lch) for lch in zip(lightness, chroma, hue, strict=True)])
-    table = np.round(table * 255).astype(np.uint8)
+def _mpl_colormap(name: str, near_bright: bool) -> Colormap:
+    """The matplotlib colour map; reversed for ``near_bright`` so that near (small depth) gets the
+    map's high end (the bright end of the sequential maps, red for ``Spectral_r``)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[check_colormap(name)]
+    return cmap.reversed() if near_bright else cmap
+
+
+@cache
+def colormap(name: str = DEFAULT_CMAP, size: int = 256) -> np.ndarray:
+    """A (size, 3) ``uint8`` lookup table of a matplotlib colour map, index 0 = low value."""
+    import matplotlib
+
+    table = matplotlib.colormaps[check_colormap(name)].resampled(size)(
+        np.linspace(0.0, 1.0, size), bytes=True
+    )
+    table = np.ascontiguousarray(table[:, :3])
     table.setflags(write=False)
     return table
 
@@ -168,6 +150,16 @@ def depth_range(*depths: np.ndarray, low: float = 1.0, high: float = 99.0) -> tu
     return max(vmin, 0.0), vmax
 
 
+def _resolve_range(depth: np.ndarray, vmin: float | None, vmax: float | None) -> tuple[float, float]:
+    if vmin is None or vmax is None:
+        auto_min, auto_max = depth_range(depth)
+        vmin = auto_min if vmin is None else vmin
+        vmax = auto_max if vmax is None else vmax
+    if not vmax > vmin:
+        raise ConfigError(f"colour range: vmax ({vmax}) must be greater than vmin ({vmin})")
+    return float(vmin), float(vmax)
+
+
 # --------------------------------------------------------------------------------------------------
 # colourising
 
@@ -176,104 +168,159 @@ def colorize(
     depth: Any,
     vmin: float | None = None,
     vmax: float | None = None,
-    cmap: str = "lumen",
+    cmap: str = DEFAULT_CMAP,
     near_bright: bool = True,
     invalid_color: tuple[int, int, int] = INVALID_COLOR,
 ) -> np.ndarray:
-    """Depth (metres) -> ``uint8`` (H, W, 3) picture. Missing vmin/vmax come from :func:`depth_range`."""
+    """Depth (metres) -> ``uint8`` (H, W, 3) picture, pixel for pixel. Missing vmin/vmax: 1st-99th
+    percentile of the valid depth (:func:`depth_range`)."""
     depth = to_depth_array(depth)
-    if vmin is None or vmax is None:
-        auto_min, auto_max = depth_range(depth)
-        vmin = auto_min if vmin is None else vmin
-        vmax = auto_max if vmax is None else vmax
-    table = colormap(cmap)
-    scale = (len(table) - 1) / max(vmax - vmin, 1e-12)
+    vmin, vmax = _resolve_range(depth, vmin, vmax)
+    mapped = _mpl_colormap(cmap, near_bright)
     valid = valid_mask(depth)
-    index = np.clip((np.where(valid, depth, vmin) - vmin) * scale, 0, len(table) - 1).astype(np.intp)
-    if near_bright:
-        index = len(table) - 1 - index
-    picture = table[index]
+    scaled = np.clip((np.where(valid, depth, vmin) - vmin) / (vmax - vmin), 0.0, 1.0)
+    picture = np.ascontiguousarray(mapped(scaled, bytes=True)[..., :3])
     picture[~valid] = invalid_color
     return picture
 
 
 def nice_ticks(vmin: float, vmax: float, target: int = 5) -> list[float]:
-    """Round tick values (steps of 1, 2 or 5 x 10^k) inside [vmin, vmax]."""
-    span = vmax - vmin
-    if span <= 0:
-        return [vmin]
-    raw = span / max(target - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(vmin / step - 1e-9) * step
-    ticks = []
-    value = first
-    while value <= vmax + 1e-9 * step:
-        ticks.append(round(value, 10))
-        value += step
+    """Round tick values inside [vmin, vmax], at least three of them (matplotlib's MaxNLocator)."""
+    from matplotlib.ticker import MaxNLocator
+
+    if not vmax > vmin:
+        return [float(vmin)]
+    ticks: list[float] = []
+    for bins in range(max(target - 1, 2), 16):
+        values = MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10], min_n_ticks=MIN_TICKS).tick_values(
+            vmin, vmax
+        )
+        tolerance = 1e-9 * (vmax - vmin)
+        ticks = [float(round(v, 12)) for v in values if vmin - tolerance <= v <= vmax + tolerance]
+        if len(ticks) >= MIN_TICKS:
+            break
     return ticks
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
-        return ImageFont.load_default()
+def _font_points(pixels: int) -> float:
+    """A font size (points) that stays readable: about 1/22 of the picture height, 7 to 16 pt."""
+    return float(np.clip(pixels / 22.0, 7.0, 16.0))
 
 
-def _tick_label(value: float, step: float) -> str:
-    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 2
-    return f"{value:.{min(decimals, 3)}f}"
+def _label_width(ticks: list[float], font_pt: float) -> int:
+    """Pixels needed right of a bar for tick labels and the rotated unit label."""
+    font_px = font_pt * DPI / 72.0
+    longest = max((len(_format_tick(t, ticks)) for t in ticks), default=4)
+    return int(math.ceil(6 + longest * 0.62 * font_px + 6 + 1.4 * font_px + 4))
+
+
+def _format_tick(value: float, ticks: list[float]) -> str:
+    step = min((abs(b - a) for a, b in zip(ticks, ticks[1:], strict=False)), default=1.0) or 1.0
+    decimals = min(4, max(0, -math.floor(math.log10(step) + 1e-9)))
+    if step * 10**decimals % 1 > 1e-6:  # steps like 2.5 need one more digit
+        decimals += 1
+    return f"{value:.{decimals}f}"
+
+
+def _draw_colorbar(
+    figure: Figure,
+    box_px: tuple[float, float, float, float],
+    vmin: float,
+    vmax: float,
+    cmap: str,
+    near_bright: bool,
+    label: str,
+    font_pt: float,
+) -> list[float]:
+    """A colour bar in ``box_px`` (left, bottom, width, height in figure pixels); returns its ticks."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.ticker import FixedFormatter, FixedLocator
+
+    width, height = figure.get_size_inches() * DPI
+    left, bottom, bar_width, bar_height = box_px
+    axes = figure.add_axes((left / width, bottom / height, bar_width / width, bar_height / height))
+    mappable = ScalarMappable(Normalize(vmin, vmax), _mpl_colormap(cmap, near_bright))
+    bar = figure.colorbar(mappable, cax=axes)
+    ticks = nice_ticks(vmin, vmax, target=max(MIN_TICKS, min(7, int(bar_height // (3.2 * font_pt)))))
+    bar.ax.yaxis.set_major_locator(FixedLocator(ticks))
+    bar.ax.yaxis.set_major_formatter(FixedFormatter([_format_tick(t, ticks) for t in ticks]))
+    bar.ax.tick_params(labelsize=font_pt, length=3, pad=2)
+    bar.ax.minorticks_off()
+    bar.set_label(label, fontsize=font_pt, labelpad=2)
+    bar.outline.set_linewidth(0.6)
+    return ticks
+
+
+def figure_to_array(figure: Figure) -> np.ndarray:
+    """Render a figure with the Agg backend to ``uint8`` (H, W, 3), without pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[:, :, :3])
+
+
+def _figure(width_px: float, height_px: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI, facecolor="white")
+
+
+def render_colorbar(
+    height: int,
+    vmin: float,
+    vmax: float,
+    cmap: str = DEFAULT_CMAP,
+    near_bright: bool = True,
+    width: int | None = None,
+    label: str = "depth (m)",
+) -> Rendered:
+    """A vertical colour bar picture ``(height, width, 3)`` with its ticks (``ticks["bar"]``)."""
+    font_pt = _font_points(height)
+    font_px = font_pt * DPI / 72.0
+    bar_width = max(8, int(round(0.9 * font_px)))
+    top, bottom = 0.7 * font_px, 0.7 * font_px
+    ticks = nice_ticks(vmin, vmax)
+    width = width if width is not None else 4 + bar_width + _label_width(ticks, font_pt)
+    figure = _figure(width, height)
+    ticks = _draw_colorbar(
+        figure,
+        (4, bottom, bar_width, max(1.0, height - top - bottom)),
+        vmin,
+        vmax,
+        cmap,
+        near_bright,
+        label,
+        font_pt,
+    )
+    picture = figure_to_array(figure)
+    return Rendered(picture[:height, :width], {"bar": ticks})
 
 
 def colorbar(
     height: int,
     vmin: float,
     vmax: float,
-    cmap: str = "lumen",
+    cmap: str = DEFAULT_CMAP,
     near_bright: bool = True,
     width: int | None = None,
-    unit: str = "m",
+    label: str = "depth (m)",
 ) -> np.ndarray:
-    """A vertical colour bar (``uint8`` (height, width, 3)) with tick labels, small values on top."""
-    font_size = max(10, min(18, height // 25))
-    width = width if width is not None else 5 * font_size + 24
-    bar_width = max(8, font_size)
-    margin = font_size  # room for the unit label above and half a label below
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font = _font(font_size)
-    top, bottom = margin + 2, max(margin + 3, height - margin // 2 - 2)
-    table = colormap(cmap)
-    rows = np.linspace(0, len(table) - 1, bottom - top).astype(np.intp)
-    if near_bright:
-        rows = len(table) - 1 - rows
-    strip = np.repeat(table[rows][:, None, :], bar_width, axis=1)
-    canvas.paste(Image.fromarray(strip), (4, top))
-    draw.rectangle((4, top, 4 + bar_width - 1, bottom - 1), outline=(0, 0, 0))
-    draw.text((4, 1), unit, fill=(0, 0, 0), font=font)
-    ticks = nice_ticks(vmin, vmax, target=max(2, min(8, (bottom - top) // (3 * font_size))))
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else max(vmax - vmin, 1e-3)
-    for value in ticks:
-        y = top + (value - vmin) / max(vmax - vmin, 1e-12) * (bottom - top - 1)
-        draw.line((4 + bar_width, y, 8 + bar_width, y), fill=(0, 0, 0))
-        draw.text((11 + bar_width, y - font_size / 2), _tick_label(value, step), fill=(0, 0, 0), font=font)
-    return np.asarray(canvas)
+    """A vertical colour bar (``uint8`` (height, width, 3)) with tick labels in metres."""
+    return render_colorbar(height, vmin, vmax, cmap, near_bright, width, label).image
 
 
 def colorize_with_bar(
     depth: Any,
     vmin: float | None = None,
     vmax: float | None = None,
-    cmap: str = "lumen",
+    cmap: str = DEFAULT_CMAP,
     near_bright: bool = True,
 ) -> np.ndarray:
-    """The colourised depth with its colour bar (metres) on the right."""
+    """The colourised depth (pixel for pixel) with its colour bar in metres on the right."""
     depth = to_depth_array(depth)
-    if vmin is None or vmax is None:
-        auto_min, auto_max = depth_range(depth)
-        vmin = auto_min if vmin is None else vmin
-        vmax = auto_max if vmax is None else vmax
+    vmin, vmax = _resolve_range(depth, vmin, vmax)
     picture = colorize(depth, vmin, vmax, cmap, near_bright)
     bar = colorbar(picture.shape[0], vmin, vmax, cmap, near_bright)
     return np.concatenate([picture, bar], axis=1)
@@ -285,7 +332,7 @@ def colorize_with_bar(
 
 def side_by_side(pictures: list[np.ndarray], gap: int = 4, background: int = 255) -> np.ndarray:
     """Tiles of possibly different sizes in one row; each is resized to the first tile's height."""
-    height = pictures[0].shape[0]
+    height = to_image_array(pictures[0]).shape[0]
     tiles = []
     for picture in pictures:
         picture = to_image_array(picture)
@@ -299,12 +346,96 @@ def side_by_side(pictures: list[np.ndarray], gap: int = 4, background: int = 255
     return np.concatenate(tiles[:-1], axis=1)
 
 
-def titled(picture: np.ndarray, title: str) -> np.ndarray:
-    """``picture`` with a white strip holding ``title`` above it."""
-    font_size = max(10, min(20, picture.shape[1] // 20))
-    strip = Image.new("RGB", (picture.shape[1], font_size + 8), (255, 255, 255))
-    ImageDraw.Draw(strip).text((4, 3), title, fill=(0, 0, 0), font=_font(font_size))
-    return np.concatenate([np.asarray(strip), picture], axis=0)
+def render_panel(
+    image: Any,
+    depth_gt: Any | None = None,
+    depth_pred: Any | None = None,
+    *,
+    error: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = DEFAULT_CMAP,
+    titles: dict[str, str] | None = None,
+    max_height: int | None = 480,
+    min_height: int = 200,
+) -> Rendered:
+    """One row image | ground truth | prediction | absolute error; ticks under ``depth``/``error``.
+
+    Any of ``depth_gt`` / ``depth_pred`` may be None (image | prediction for plain inference); the
+    error tile needs both. GT and prediction share one colour range (the GT's valid pixels when there
+    is a GT) and one colour bar; the error tile has its own. Depth maps are resized to the image
+    (nearest, so invalid GT pixels stay invalid). Tiles are shown between ``min_height`` (small
+    inputs are enlarged so that text stays readable) and ``max_height`` pixels high. ``titles``
+    overrides the tile titles (keys ``image``, ``gt``, ``pred``, ``error``); ``{}`` keeps the
+    defaults, None drops the titles.
+    """
+    picture = to_image_array(image)
+    size = picture.shape[:2]
+    gt = _fit(to_depth_array(depth_gt), size) if depth_gt is not None else None
+    pred = _fit(to_depth_array(depth_pred), size) if depth_pred is not None else None
+    reference = gt if gt is not None else pred
+    vmin, vmax = _resolve_range(reference if reference is not None else np.ones((1, 1)), vmin, vmax)
+
+    names = {"image": "image", "gt": "ground truth", "pred": "prediction", "error": "|error|"}
+    if titles:
+        names.update(titles)
+    tiles: list[tuple[str, np.ndarray]] = [("image", picture)]
+    if gt is not None:
+        tiles.append(("gt", colorize(gt, vmin, vmax, cmap)))
+    if pred is not None:
+        tiles.append(("pred", colorize(pred, vmin, vmax, cmap)))
+    bars: dict[str, tuple[float, float, str, bool, str]] = {}
+    if gt is not None or pred is not None:
+        bars[tiles[-1][0]] = (vmin, vmax, cmap, True, "depth (m)")
+    if error and gt is not None and pred is not None:
+        valid = valid_mask(gt) & valid_mask(pred)
+        difference = np.where(valid, np.abs(pred - gt), np.nan).astype(np.float32)
+        emax = max(float(np.nanpercentile(difference, 99)) if valid.any() else 1.0, 1e-3)
+        tiles.append(
+            ("error", colorize(np.where(valid, difference + 1e-9, np.nan), 0.0, emax, ERROR_CMAP, False))
+        )
+        bars["error"] = (0.0, emax, ERROR_CMAP, False, "|error| (m)")
+
+    shown = float(
+        np.clip(size[0], min_height, max_height if max_height is not None else max(size[0], min_height))
+    )
+    scale = shown / size[0]
+    font_pt = _font_points(int(shown))
+    font_px = font_pt * DPI / 72.0
+    title_band = 1.9 * font_px if titles is not None else 0.0
+    gap, pad = 0.6 * font_px, 0.5 * font_px
+    bar_width = max(8.0, 0.9 * font_px)
+    tile_width = size[1] * scale
+    label_room = {key: _label_width(nice_ticks(low, high), font_pt) for key, (low, high, *_) in bars.items()}
+    width = (
+        pad
+        + sum(tile_width + gap + (bar_width + 4 + label_room[k] if k in bars else 0) for k, _ in tiles)
+        - gap
+        + pad
+    )
+    height = pad + shown + title_band + pad
+    figure = _figure(math.ceil(width), math.ceil(height))
+    figure_width, figure_height = figure.get_size_inches() * DPI
+    ticks: dict[str, list[float]] = {}
+    left = pad
+    for key, tile in tiles:
+        axes = figure.add_axes(
+            (left / figure_width, pad / figure_height, tile_width / figure_width, shown / figure_height)
+        )
+        axes.imshow(tile, interpolation="nearest" if key != "image" else "antialiased", aspect="auto")
+        axes.set_axis_off()
+        if titles is not None:
+            axes.set_title(names[key], fontsize=font_pt, pad=0.3 * font_px)
+        left += tile_width
+        if key in bars:
+            low, high, bar_cmap, near_bright, label = bars[key]
+            box = (left + 4, pad, bar_width, shown)
+            ticks["depth" if key != "error" else "error"] = _draw_colorbar(
+                figure, box, low, high, bar_cmap, near_bright, label, font_pt
+            )
+            left += bar_width + 4 + label_room[key]
+        left += gap
+    return Rendered(figure_to_array(figure), ticks)
 
 
 def make_panel(
@@ -315,59 +446,22 @@ def make_panel(
     error: bool = True,
     vmin: float | None = None,
     vmax: float | None = None,
-    cmap: str = "lumen",
+    cmap: str = DEFAULT_CMAP,
     titles: dict[str, str] | None = None,
     max_height: int | None = 480,
 ) -> np.ndarray:
-    """One row: image | ground truth | prediction | absolute error, each with what it needs.
-
-    Any of ``depth_gt`` / ``depth_pred`` may be None (e.g. image | prediction for plain inference);
-    the error tile needs both. GT and prediction share one colour range (from the GT's valid pixels
-    when there is a GT) and one colour bar; the error tile has its own bar. Depth maps are resized to
-    the image size (nearest, so invalid GT pixels stay invalid). ``titles`` overrides the tile titles
-    (keys ``image``, ``gt``, ``pred``, ``error``); pass ``{}`` for defaults, None for no titles at all.
-    ``max_height`` shrinks large inputs first so panels stay a reasonable size.
-    """
-    picture = to_image_array(image)
-    if max_height is not None and picture.shape[0] > max_height:
-        new_width = max(1, round(picture.shape[1] * max_height / picture.shape[0]))
-        picture = np.asarray(
-            Image.fromarray(picture).resize((new_width, max_height), Image.Resampling.BILINEAR)
-        )
-    size = picture.shape[:2]
-    gt = _fit(to_depth_array(depth_gt), size) if depth_gt is not None else None
-    pred = _fit(to_depth_array(depth_pred), size) if depth_pred is not None else None
-    if vmin is None or vmax is None:
-        auto_min, auto_max = depth_range(gt if gt is not None else pred)
-        vmin = auto_min if vmin is None else vmin
-        vmax = auto_max if vmax is None else vmax
-
-    names = {"image": "image", "gt": "ground truth (m)", "pred": "prediction (m)", "error": "|error| (m)"}
-    if titles:
-        names.update(titles)
-    tiles: list[tuple[str, np.ndarray]] = [("image", picture)]
-    if gt is not None:
-        tiles.append(("gt", colorize(gt, vmin, vmax, cmap)))
-    if pred is not None:
-        tiles.append(("pred", colorize(pred, vmin, vmax, cmap)))
-    if gt is not None or pred is not None:
-        tiles[-1] = (
-            tiles[-1][0],
-            np.concatenate([tiles[-1][1], colorbar(size[0], vmin, vmax, cmap)], axis=1),
-        )
-    if error and gt is not None and pred is not None:
-        valid = valid_mask(gt) & valid_mask(pred)
-        difference = np.where(valid, np.abs(pred - gt), np.nan).astype(np.float32)
-        emax = float(np.nanpercentile(difference, 99)) if valid.any() else 1.0
-        emax = max(emax, 1e-3)
-        error_picture = colorize(
-            np.where(valid, difference + 1e-9, np.nan), 0.0, emax, "lumen", near_bright=False
-        )
-        bar = colorbar(size[0], 0.0, emax, "lumen", near_bright=False)
-        tiles.append(("error", np.concatenate([error_picture, bar], axis=1)))
-    if titles is not None:
-        tiles = [(key, titled(tile, names[key])) for key, tile in tiles]
-    return side_by_side([tile for _, tile in tiles])
+    """The picture of :func:`render_panel` as ``uint8`` (H, W, 3) (TensorBoard, reports, ``side``)."""
+    return render_panel(
+        image,
+        depth_gt,
+        depth_pred,
+        error=error,
+        vmin=vmin,
+        vmax=vmax,
+        cmap=cmap,
+        titles=titles,
+        max_height=max_height,
+    ).image
 
 
 def _fit(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -379,39 +473,50 @@ def _fit(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32)
 
 
+# --------------------------------------------------------------------------------------------------
+# curves
+
+
 def plot_curves(
-    series: dict[str, list[tuple[float, float]]], out: Any, xlabel: str = "step", width: int = 720
-) -> None:
-    """Save one line chart per named series of (x, y) points, stacked, as a PNG (training curves)."""
+    series: dict[str, list[tuple[float, float]]],
+    out: str | Path | io.IOBase,
+    xlabel: str = "step",
+    width: int = 720,
+    row_height: int = 260,
+) -> dict[str, list[float]]:
+    """Save one line chart per named series of (x, y) points, stacked with a shared x axis, as PNG.
+
+    Each chart has its name as title and y label, a grid, and the x label on the bottom axis (e.g.
+    training loss and validation AbsRel against optimizer step). Returns the y tick values of each
+    chart, so callers and tests can see the axes are labelled.
+    """
     rows = [(name, points) for name, points in series.items() if points]
     if not rows:
         raise ValueError("plot_curves needs at least one non-empty series")
-    row_height, margin = 300, 56
-    picture = Image.new("RGB", (width, row_height * len(rows)), "white")
-    draw = ImageDraw.Draw(picture)
-    font = _font(12)
-    palette = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189)]
-    for row, (name, points) in enumerate(rows):
-        top, bottom = row * row_height + 30, (row + 1) * row_height - margin
-        left, right = margin + 10, width - 20
-        xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
-        x0, x1 = min(xs), max(max(xs), min(xs) + 1)
-        y0, y1 = min(ys), max(ys)
-        if math.isclose(y0, y1):
-            y0, y1 = y0 - 0.5, y1 + 0.5
-        colour = palette[row % len(palette)]
-        draw.rectangle([left, top, right, bottom], outline=(160, 160, 160))
-        draw.text((left, top - 18), name, fill=(0, 0, 0), font=font)
-        draw.text((4, top), f"{y1:.3g}", fill=(0, 0, 0), font=font)
-        draw.text((4, bottom - 10), f"{y0:.3g}", fill=(0, 0, 0), font=font)
-        draw.text((left, bottom + 6), f"{xlabel} {x0:g}", fill=(0, 0, 0), font=font)
-        draw.text((right - 90, bottom + 6), f"{xlabel.split()[-1]} {x1:g}", fill=(0, 0, 0), font=font)
-        coords = [
-            (left + (right - left) * (x - x0) / (x1 - x0), bottom - (bottom - top) * (y - y0) / (y1 - y0))
-            for x, y in zip(xs, ys, strict=True)
-        ]
-        if len(coords) > 1:
-            draw.line(coords, fill=colour, width=2)
-        for x, y in coords:
-            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
-    picture.save(out)
+    figure = _figure(width, row_height * len(rows))
+    axes_list = figure.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
+    colours = ("tab:blue", "tab:red", "tab:green", "tab:purple")
+    ticks: dict[str, list[float]] = {}
+    for index, ((name, points), axes) in enumerate(zip(rows, axes_list, strict=True)):
+        xs = [float(p[0]) for p in points]
+        ys = [float(p[1]) for p in points]
+        axes.plot(
+            xs,
+            ys,
+            color=colours[index % len(colours)],
+            linewidth=1.6,
+            marker="o" if len(xs) <= 30 else None,
+            markersize=3,
+        )
+        axes.set_title(name, fontsize=11, loc="left")
+        axes.set_ylabel(name, fontsize=9)
+        axes.grid(True, which="major", alpha=0.35, linewidth=0.6)
+        axes.tick_params(labelsize=9)
+        axes.margins(x=0.02)
+    axes_list[-1].set_xlabel(xlabel, fontsize=10)
+    figure.set_layout_engine("constrained")
+    figure.savefig(out, format="png", dpi=DPI)
+    for (name, _), axes in zip(rows, axes_list, strict=True):
+        low, high = sorted(axes.get_ylim())
+        ticks[name] = [float(t) for t in axes.get_yticks() if low <= t <= high]
+    return ticks
