@@ -39,6 +39,8 @@ def bin_centers(config: HeadConfig) -> torch.Tensor:
 class HybridDepthHead(nn.Module):
     def __init__(self, in_channels: int, config: HeadConfig) -> None:
         super().__init__()
+        if config.blend not in ("learned", "fixed", "bins", "regression"):
+            raise ValueError(f"head blend must be learned, fixed, bins or regression, got {config.blend!r}")
         self.config = config
         self.register_buffer("centers", bin_centers(config), persistent=False)
         self.register_buffer("edges", bin_edges(config), persistent=False)
