@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from moa_depthclip.cli.common import add_device_argument, add_workers_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -42,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SOURCE",
         help="pretrained CLIP weights (folder, file or cached hub id); honoured with --quick",
     )
+    add_device_argument(parser, default=None)  # sets run.device
+    add_workers_argument(parser, default=None)  # sets data.num_workers
     parser.add_argument(
         "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
         help="overrides of the demo preset, e.g. data.train_scenes=512",
@@ -63,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         quick=args.quick,
         clip=args.clip,
-        overrides=args.overrides,
+        overrides=[
+            *args.overrides,
+            *([f"run.device={args.device}"] if args.device else []),
+            *([f"data.num_workers={args.num_workers}"] if args.num_workers is not None else []),
+        ],
     )
     print()
     for name, metrics in result.metrics.items():

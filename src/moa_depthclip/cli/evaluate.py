@@ -12,6 +12,12 @@ from pathlib import Path
 from torch import nn
 from torch.utils.data import Dataset
 
+from moa_depthclip.cli.common import (
+    add_device_argument,
+    add_size_argument,
+    add_tokenizer_argument,
+    add_workers_argument,
+)
 from moa_depthclip.data.nyu import GROUND_TRUTHS
 from moa_depthclip.data.registry import DATASET_ALIASES, DATASET_NAMES, DatasetOptions
 from moa_depthclip.errors import DataError, UserFacingError
@@ -104,18 +110,6 @@ def load_model(spec: str, args: argparse.Namespace, cache: dict) -> tuple[nn.Mod
     return model, spec
 
 
-def _parse_size(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError as error:
-        raise UserFacingError(f"--input-size must look like 480x640, got {text!r}") from error
-    if height % 32 or width % 32 or height <= 0 or width <= 0:
-        raise UserFacingError(f"--input-size {text}: height and width must be positive multiples of 32")
-    return height, width
-
-
 def _run(args: argparse.Namespace) -> int:
     from moa_depthclip.data.registry import canonical_dataset_name
     from moa_depthclip.evaluation.report import markdown_table, write_csv, write_json
@@ -123,7 +117,7 @@ def _run(args: argparse.Namespace) -> int:
 
     args.dataset = canonical_dataset_name(args.dataset)
     specs = args.model or ["constant"]
-    input_size = _parse_size(args.input_size)
+    input_size = args.input_size
     protocols = {spec: [build_protocol(args, name) for name in protocol_names(args, spec)] for spec in specs}
     dataset = build_dataset(args, split="test")
     if len(dataset) == 0:
@@ -224,20 +218,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="constant | constant:VALUE | depthclip-vit[:SOURCE] | depthclip-rn50[:SOURCE] | saved model dir "
         "| hub id; repeat for a side-by-side table (default: constant)",
     )
-    run.add_argument(
-        "--tokenizer",
-        metavar="DIR_OR_HUB_ID",
-        help="CLIP tokenizer for DepthCLIP checkpoint files (default: files next to the checkpoint, then "
-        "the openai/clip-vit-base-patch32 cache)",
-    )
-    run.add_argument(
-        "--input-size",
-        help="model input HxW, multiples of 32 (default: the protocol's, else the image size rounded)",
+    add_tokenizer_argument(run)
+    add_size_argument(
+        run, help="model input HxW, multiples of 32 (default: the protocol's, else the image size rounded)"
     )
     run.add_argument("--median-images", type=int, default=200, help="training images sampled for 'constant'")
     run.add_argument("--batch-size", type=int, default=4)
-    run.add_argument("--device", default="cpu")
-    run.add_argument("--num-workers", type=int, default=0)
+    add_device_argument(run)
+    add_workers_argument(run)
     run.add_argument("--no-progress", action="store_true")
     run.add_argument("--out", help="write metrics.json, per_image.csv and results.md here")
     parser.set_defaults(func=_run)

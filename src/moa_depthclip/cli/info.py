@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from moa_depthclip.cli.common import add_size_argument, add_tokenizer_argument
 from moa_depthclip.config import ModelConfig
 
 
@@ -19,14 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--model", help="a saved model folder / run directory / hub id to describe instead")
-    parser.add_argument(
-        "--size",
-        nargs=2,
-        type=int,
-        action="append",
-        metavar=("H", "W"),
-        help="input size(s) to report token grids for (default: 224 224 and 416 544)",
+    add_size_argument(
+        parser,
+        repeat=True,
+        help="input size to report token grids for; repeat for several (default: 224x224 and 416x544)",
     )
+    add_size_argument(parser, repeat=True, flag="--size", help=argparse.SUPPRESS)  # deprecated spelling
+    add_tokenizer_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.set_defaults(func=run)
 
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         from moa_depthclip.inference.loading import load_depth_model
 
-        model = load_depth_model(args.model, device="cpu")
+        model = load_depth_model(args.model, device="cpu", tokenizer_source=args.tokenizer)
         if not isinstance(model, MoADepthCLIP):
             print(
                 f"{args.model} is not a MoA-DepthCLIP model; total parameters: "
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
     else:
         model = MoADepthCLIP(ModelConfig())
-    sizes = [tuple(size) for size in args.size] if args.size else [(224, 224), (416, 544)]
+    sizes = args.input_size or [(224, 224), (416, 544)]
     reports = [model.parameter_report(size) for size in sizes]
     if args.json:
         print(json.dumps({"config": model.config.to_dict(), "sizes": reports}, indent=2))

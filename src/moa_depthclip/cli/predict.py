@@ -13,7 +13,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from moa_depthclip.cli.common import add_device_argument, add_size_argument, add_tokenizer_argument
 from moa_depthclip.errors import UserFacingError
+from moa_depthclip.model.contract import DepthModel
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
@@ -52,9 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_LONG_SIDE,
         help="working resolution: long side in pixels, aspect kept, multiples of 32 (default %(default)s)",
     )
-    size.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), help="fixed working size")
+    add_size_argument(size, help="fixed working size instead, e.g. 416x544 (multiples of 32)")
     parser.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    parser.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    add_device_argument(parser)
+    add_tokenizer_argument(parser)
     parser.add_argument(
         "--cmap",
         default=DEFAULT_CMAP,
@@ -142,7 +145,9 @@ def _intrinsics(args: argparse.Namespace) -> object | None:
     return Intrinsics(*values)
 
 
-def load_backend(spec: str, backend: str | None, device: str) -> object:
+def load_backend(
+    spec: str, backend: str | None, device: str, tokenizer_source: str | None = None
+) -> DepthModel:
     """The model to predict with: a torch model from ``load_depth_model`` or an ONNX Runtime session."""
     if backend == "onnx" or (backend is None and spec.lower().endswith(".onnx")):
         from moa_depthclip.inference.export_onnx import OnnxDepthModel
@@ -150,7 +155,7 @@ def load_backend(spec: str, backend: str | None, device: str) -> object:
         return OnnxDepthModel(spec)
     from moa_depthclip.inference.loading import load_depth_model
 
-    return load_depth_model(spec, device=device)
+    return load_depth_model(spec, device=device, tokenizer_source=tokenizer_source)
 
 
 RANDOM_BANNER = (
@@ -163,10 +168,8 @@ RANDOM_BANNER = (
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from moa_depthclip.data.io import load_rgb
-    from moa_depthclip.errors import DataError
     from moa_depthclip.inference.outputs import write_outputs
-    from moa_depthclip.inference.predict import predict_depth
+    from moa_depthclip.inference.predict import iter_predictions
     from moa_depthclip.inference.visualize import check_colormap
 
     formats = _parse_formats(args.formats)
@@ -180,32 +183,34 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UserFacingError("no image files to process (check the INPUT paths and --recursive)")
 
-    model = load_backend(args.model, args.backend, args.device)
-    random_init = bool(getattr(model, "is_random_init", False))
+    model = load_backend(args.model, args.backend, args.device, args.tokenizer)
+    random_init = model.is_random_init
     if random_init:
         print(RANDOM_BANNER, file=sys.stderr)
 
-    options = {"flip": args.flip, "long_side": args.long_side}
-    if args.input_size:
-        options["input_size"] = tuple(args.input_size)
+    options = {"flip": args.flip, "long_side": args.long_side, "input_size": args.input_size}
     counts: Counter[str] = Counter()
     failures: list[tuple[Path, str]] = []
-    for source, name in tqdm(files, desc="predict", unit="img", file=sys.stderr):
-        try:
-            image = load_rgb(source)
-            depth = predict_depth(model, image, **options)
-            written = write_outputs(
-                args.out / name,
-                image,
-                depth,
-                formats,
-                cmap=args.cmap,
-                vmin=args.vmin,
-                vmax=args.vmax,
-                intrinsics=intrinsics,
-                ply_binary=not args.ply_ascii,
-            )
-        except (DataError, OSError) as error:
+    predictions = iter_predictions(model, [source for source, _ in files], **options)
+    for prediction in tqdm(predictions, total=len(files), desc="predict", unit="img", file=sys.stderr):
+        source, name = files[prediction.index]
+        error = prediction.error
+        if error is None:
+            try:
+                written = write_outputs(
+                    args.out / name,
+                    prediction.image,
+                    prediction.depth,
+                    formats,
+                    cmap=args.cmap,
+                    vmin=args.vmin,
+                    vmax=args.vmax,
+                    intrinsics=intrinsics,
+                    ply_binary=not args.ply_ascii,
+                )
+            except OSError as write_error:  # e.g. a full disk or a read-only output folder
+                error = write_error
+        if error is not None:
             failures.append((source, str(error)))
             tqdm.write(f"error: {source}: {error}", file=sys.stderr)
             continue

@@ -18,6 +18,8 @@ import argparse
 import os
 from pathlib import Path
 
+from moa_depthclip.cli.common import add_device_argument, add_workers_argument
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from moa_depthclip.training.config import PRESETS
@@ -57,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="CLIP weights: hub id, save_pretrained folder, OpenAI/open_clip file, or 'random' "
         "(sets model.backbone.source)",
     )
+    add_device_argument(parser, default=None)  # sets run.device
+    add_workers_argument(parser, default=None)  # sets data.num_workers
     parser.add_argument(
         "--print-config", action="store_true", help="print the resolved configuration and exit"
     )
@@ -80,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.clip:
         overrides.append(f"model.backbone.source={args.clip}")
+    if args.device:
+        overrides.append(f"run.device={args.device}")
+    if args.num_workers is not None:
+        overrides.append(f"data.num_workers={args.num_workers}")
     config = build_config(args.preset, config_file, overrides)
     if args.print_config:
         print(config.to_yaml(), end="")

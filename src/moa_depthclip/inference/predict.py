@@ -42,9 +42,7 @@ class Prediction:
         return self.error is None
 
 
-def iter_predictions(
-    model: Any, images: Sequence[ImageInput], **options: Any
-) -> Iterator[Prediction]:
+def iter_predictions(model: Any, images: Sequence[ImageInput], **options: Any) -> Iterator[Prediction]:
     """Predict image by image; an input that cannot be read (bad file, bad array) yields its error.
 
     ``options`` are those of :func:`predict_depth` (``long_side``, ``input_size``, ``flip``,

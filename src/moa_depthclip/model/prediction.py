@@ -86,7 +86,9 @@ def depth_of(output: Any) -> torch.Tensor:
         depth = depth[:, None]
     if not isinstance(depth, torch.Tensor) or depth.ndim != 4 or depth.shape[1] != 1:
         shape = tuple(depth.shape) if hasattr(depth, "shape") else type(depth).__name__
-        raise TypeError(f"a depth model must return a DepthOutput (or tensor) of shape (B, 1, H, W), got {shape}")
+        raise TypeError(
+            f"a depth model must return a DepthOutput (or tensor) of shape (B, 1, H, W), got {shape}"
+        )
     return depth.float()
 
 
