@@ -8,7 +8,8 @@ Specs, checked in this order:
 ``depthclip-rn50[:SOURCE]``        DepthCLIP zero-shot on CLIP ResNet-50 (checkpoint file, random)
 ``random``                         MoA-DepthCLIP, ViT-B/32 shapes, random weights (tries the pipeline)
 a ``save_pretrained`` folder       MoA-DepthCLIP or DepthCLIP (config.json + model.safetensors)
-a training run directory           its best (else final, else latest) saved model folder
+a training run directory           its best/ (else final/) model, else its latest checkpoint
+a training checkpoint folder       the model weights of that checkpoint (``RUN/checkpoints/step_N``)
 ``owner/name``                     a MoA-DepthCLIP on the Hugging Face hub (or in the local cache)
 =================================  ===============================================================
 
@@ -19,6 +20,7 @@ come from untrained weights.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from moa_depthclip.clip_loading import is_hub_id
@@ -26,17 +28,11 @@ from moa_depthclip.errors import UserFacingError, WeightsNotFoundError
 from moa_depthclip.model.contract import DepthModel
 from moa_depthclip.model.hub import is_saved_model_dir
 
-# Sub-folders of a training run that hold a saved model, in order of preference (the trainer
-# writes best/ and final/).
-RUN_MODEL_FOLDERS = (
-    "best",
-    "best_model",
-    "final",
-    "final_model",
-    "model",
-    "checkpoints/best",
-    "checkpoints/final",
-)
+logger = logging.getLogger(__name__)
+
+# Sub-folders of a training run that hold a saved model, in order of preference: the ones the
+# trainer writes. A run without them yet is loaded from its latest checkpoint.
+RUN_MODEL_FOLDERS = ("best", "final")
 
 SPEC_HELP = (
     "constant:VALUE, depthclip-vit[:SOURCE], depthclip-rn50[:SOURCE], random, a saved model folder, "
@@ -75,6 +71,9 @@ def _load(spec: str, tokenizer_source: str | None = None) -> DepthModel:
 
     path = Path(spec).expanduser()
     if path.is_dir():
+        checkpoint = find_checkpoint(path)
+        if checkpoint is not None:
+            return model_from_checkpoint(checkpoint)
         folder = find_saved_model(path)
         if _saved_model_type(folder) == "depthclip":
             from moa_depthclip.baselines.depthclip import DepthCLIP
@@ -102,25 +101,53 @@ def random_moa_depthclip() -> DepthModel:
 
 
 def find_saved_model(directory: Path) -> Path:
-    """The saved model folder inside ``directory``: itself, a known run sub-folder, or the newest one.
-
-    A training run directory holds its models in sub-folders; ``best`` wins over ``final``; failing
-    those, the most recently written saved model folder found below the run is used.
-    """
+    """The saved model folder ``directory`` names: itself, or a run's ``best/`` (else ``final/``)."""
     if is_saved_model_dir(directory):
         return directory
     for name in RUN_MODEL_FOLDERS:
         if is_saved_model_dir(directory / name):
             return directory / name
-    candidates = [
-        config.parent for config in directory.rglob("config.json") if is_saved_model_dir(config.parent)
-    ]
-    if candidates:
-        return max(candidates, key=lambda folder: (folder / "model.safetensors").stat().st_mtime)
     raise WeightsNotFoundError(
-        f"{directory} holds no saved model: expected config.json + model.safetensors in it or in one of "
-        f"its sub-folders ({', '.join(RUN_MODEL_FOLDERS[:4])}, ...)"
+        f"{directory} holds no saved model: expected config.json + model.safetensors in it, or a training "
+        f"run with best/, final/ or checkpoints/ (pass the run directory or a saved model folder)"
     )
+
+
+def find_checkpoint(directory: Path) -> Path | None:
+    """The training checkpoint ``directory`` stands for, when it is not a saved model.
+
+    A checkpoint folder (``RUN/checkpoints/step_N``, also in the layout of earlier versions) is
+    itself; a run directory without ``best/`` or ``final/`` yet (stopped before its first
+    validation) stands for its latest checkpoint. Anything else: None.
+    """
+    from moa_depthclip.training import checkpoint as ckpt
+
+    if ckpt.is_checkpoint_dir(directory):
+        return directory
+    if is_saved_model_dir(directory) or any(is_saved_model_dir(directory / n) for n in RUN_MODEL_FOLDERS):
+        return None
+    return ckpt.latest_checkpoint(directory)
+
+
+def model_from_checkpoint(folder: Path) -> DepthModel:
+    """MoA-DepthCLIP with the weights of a training checkpoint; a warning names its step."""
+    from moa_depthclip.config import ModelConfig, upgrade_model_dict
+    from moa_depthclip.errors import weights_file_error
+    from moa_depthclip.model.moa_depthclip import MoADepthCLIP
+    from moa_depthclip.training import checkpoint as ckpt
+
+    model_config, tensors, step = ckpt.read_checkpoint_model(folder)
+    model = MoADepthCLIP(ModelConfig.from_dict(upgrade_model_dict(model_config)))
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as error:
+        raise weights_file_error(error, folder, "checkpoint") from None
+    logger.warning(
+        "using the model of the training checkpoint %s (step %d), not a saved best/ or final/ model",
+        folder,
+        step,
+    )
+    return model
 
 
 def _constant(argument: str, spec: str) -> DepthModel:

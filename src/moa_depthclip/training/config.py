@@ -16,12 +16,10 @@ from typing import Any, Literal
 import yaml
 
 from moa_depthclip.config import ModelConfig, dataclass_from_dict, upgrade_model_dict
-from moa_depthclip.errors import UserFacingError
+from moa_depthclip.config_checks import RANGES, check_config, device_problem
+from moa_depthclip.errors import ConfigError
+from moa_depthclip.evaluation.metrics import METRIC_NAMES
 from moa_depthclip.training.losses import LossConfig
-
-
-class ConfigError(UserFacingError, ValueError):
-    """A configuration file, preset or override is invalid; the message says which key."""
 
 
 @dataclass
@@ -35,7 +33,9 @@ class DataConfig:
     ``nyu_sync`` are accepted spellings.
     """
 
-    dataset: Literal["synthetic", "nyu-mat", "nyu-sync", "kitti", "folder", "nyu_mat", "nyu_sync"] = "synthetic"
+    dataset: Literal["synthetic", "nyu-mat", "nyu-sync", "kitti", "folder", "nyu_mat", "nyu_sync"] = (
+        "synthetic"
+    )
     # synthetic scenes
     train_scenes: int = 256
     val_scenes: int = 32
@@ -69,8 +69,16 @@ class DataConfig:
             self.dataset = self.dataset.replace("_", "-")  # one spelling from here on
         for name in ("render_size", "crop_size", "resize_to"):
             value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, tuple(int(v) for v in value))
+            if value is None:
+                continue
+            if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer()
+                for v in value
+            ):
+                raise ConfigError(
+                    f"data.{name}={value!r}: must be [height, width] in pixels, e.g. data.{name}=[224,288]"
+                )
+            setattr(self, name, tuple(int(v) for v in value))
 
 
 @dataclass
@@ -128,12 +136,19 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         try:
             return dataclass_from_dict(cls, data)
+        except ConfigError:
+            raise
         except (TypeError, ValueError) as error:
             raise ConfigError(f"invalid training configuration: {error}") from error
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(_plain(self.to_dict()), sort_keys=False)
 
+
+RANGES[("RunConfig", "best_metric")] = lambda value: (
+    None if value in METRIC_NAMES else f"must be one of the validation metrics: {', '.join(METRIC_NAMES)}"
+)
+RANGES[("RunConfig", "device")] = device_problem
 
 PRESETS = ("demo", "nyu", "nyu-authors", "tiny")
 
@@ -207,6 +222,7 @@ def build_config(
     data = apply_overrides(data, overrides or [])
     config = TrainConfig.from_dict(data)
     _check_types(config)
+    check_config(config)
     return config
 
 

@@ -18,7 +18,10 @@ Run directory::
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import json
+import logging
 import math
 import os
 import random
@@ -38,7 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from moa_depthclip.baselines.constant import median_valid_depth
-from moa_depthclip.config import ModelConfig
+from moa_depthclip.config import ModelConfig, upgrade_model_dict
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
 from moa_depthclip.training import checkpoint as ckpt
 from moa_depthclip.training import distributed
@@ -52,6 +55,8 @@ from moa_depthclip.training.data import (
 )
 from moa_depthclip.training.losses import CompositeLoss
 from moa_depthclip.training.optim import build_optimizer, build_scheduler
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,6 +91,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def set_deterministic(enabled: bool) -> None:
+    """``run.deterministic``: deterministic kernels where PyTorch has them (cuDNN without autotuning,
+    ``torch.use_deterministic_algorithms``), so that reruns and resumes repeat on GPUs as on CPUs.
+
+    Operations without a deterministic implementation warn instead of failing the run. cuBLAS needs
+    ``CUBLAS_WORKSPACE_CONFIG`` set before its first use; it is set here unless already given.
+    """
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = not enabled
+
+
 def save_model_folder(model: MoADepthCLIP, folder: Path) -> None:
     """``save_pretrained`` into a temporary sibling, then swap it into place (never half-written)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +128,12 @@ class Trainer:
 
     ``model`` overrides building from ``config.model`` (e.g. the demo's choice of CLIP weights);
     ``resume`` is None, ``"auto"`` or a checkpoint / run directory path; ``datasets`` (train,
-    validation) overrides building them from ``config.data``.
+    validation) overrides building them from ``config.data``. ``log`` receives the progress lines
+    (default: this module's ``logging`` logger at INFO).
+
+    ``config`` is never changed: ``self.config`` is a copy that records what the run actually uses
+    (the model's configuration with the CLIP shape that was loaded, the loss's ``max_depth`` from
+    the depth head), and is what ``train_config.yaml`` and the checkpoints hold.
     """
 
     def __init__(
@@ -118,19 +142,22 @@ class Trainer:
         run_dir: str | Path,
         resume: str | None = None,
         model: MoADepthCLIP | None = None,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] | None = None,
         datasets: tuple[Dataset, Dataset] | None = None,
     ) -> None:
+        config = copy.deepcopy(config)
         self.config = config
         self.run_dir = Path(run_dir)
         self.dist = distributed.setup(config.run.device)
-        self.log = log if self.dist.is_main else (lambda message: None)
+        self.log = (log or logger.info) if self.dist.is_main else (lambda message: None)
+        set_deterministic(config.run.deterministic)
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
         self.threads = set_threads(config.run.threads, local_world)
         self.device = self.dist.device
         self.bf16 = use_bf16(config.run.precision, self.device)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_crash_leftovers(self.run_dir)
 
         found = ckpt.resolve_resume(resume, self.run_dir) if (resume and self.dist.is_main) else None
         found = distributed.broadcast_object(str(found) if found else None, self.dist)
@@ -140,8 +167,9 @@ class Trainer:
 
         seed_everything(config.run.seed)
         self.model = self._build_model(model, checkpoint).to(self.device)
-        config.model = self.model.config  # records the CLIP shape actually used
-        config.loss.max_depth = self.model.config.head.max_depth
+        # The copy records what is used: the CLIP shape loaded, the head's depth range for the loss.
+        config.model = copy.deepcopy(self.model.config)
+        config.loss = dataclasses.replace(config.loss, max_depth=self.model.config.head.max_depth)
         self.loss = CompositeLoss(config.loss, self.model.head.edges).to(self.device)
         train_base, self.val_set = datasets if datasets is not None else build_datasets(config.data)
         if checkpoint is None and config.optim.init_depth_prior:
@@ -182,12 +210,17 @@ class Trainer:
 
     def _build_model(self, model: MoADepthCLIP | None, checkpoint: ckpt.Checkpoint | None) -> MoADepthCLIP:
         if checkpoint is not None:
-            built = MoADepthCLIP(ModelConfig.from_dict(checkpoint.config["model"]))
-            built.load_state_dict(checkpoint.model_state)
+            built = MoADepthCLIP(ModelConfig.from_dict(upgrade_model_dict(checkpoint.config["model"])))
+            try:
+                built.load_state_dict(checkpoint.model_state)
+            except RuntimeError as error:
+                from moa_depthclip.errors import weights_file_error
+
+                raise weights_file_error(error, checkpoint.path, "checkpoint") from None
             return built
         if model is not None:
             return model
-        return MoADepthCLIP.from_clip(self.config.model)
+        return MoADepthCLIP.from_clip(copy.deepcopy(self.config.model))
 
     def _restore(self, checkpoint: ckpt.Checkpoint) -> None:
         state = checkpoint.state
@@ -221,66 +254,19 @@ class Trainer:
     def train(self, stop_at_step: int | None = None, time_limit_s: float | None = None) -> TrainResult:
         """Train to ``run.max_steps``, or stop early at ``stop_at_step`` (leaving a checkpoint to resume
         from, e.g. to test resuming); ``time_limit_s`` ends the run (as finished) when time is up."""
-        config = self.config
         started = time.perf_counter()
-        out_of_time = False
-        end = min(config.run.max_steps, stop_at_step) if stop_at_step is not None else config.run.max_steps
+        max_steps = self.config.run.max_steps
+        end = min(max_steps, stop_at_step) if stop_at_step is not None else max_steps
         self.train_model.train()
         self.log(self._describe())
         progress = self._progress_bar(end)
-        window_start, window_images = time.perf_counter(), 0
-        images_per_step = self.sampler.global_batch
-        while self.step < end:
-            self.sampler.set_position(self.epoch, self.step_in_epoch)
-            loader = DataLoader(
-                self.train_set,
-                batch_sampler=self.sampler,
-                num_workers=config.data.num_workers,
-                collate_fn=collate,
-                generator=seeded_generator(config.run.seed, self.epoch, 1),
-                pin_memory=self.device.type == "cuda",
-            )
-            batches = iter(loader)
-            epoch_ended = False
-            while self.step < end and not epoch_ended:
-                terms, names = self._optimizer_step(batches)
-                self.step += 1
-                self.step_in_epoch += 1
-                window_images += images_per_step
-                if self.step_in_epoch >= self.sampler.steps_per_epoch:
-                    self.epoch, self.step_in_epoch, epoch_ended = self.epoch + 1, 0, True
-                record = {"step": self.step, "epoch": self.epoch, "names": names, **terms}
-                self.history.append(record)
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{terms['total']:.3f}", epoch=self.epoch)
-                if self.step % config.run.log_every == 0 or self.step == end:
-                    elapsed = time.perf_counter() - window_start
-                    self._log_scalars(terms, window_images / max(elapsed, 1e-9))
-                    window_start, window_images = time.perf_counter(), 0
-                if config.run.image_every and self.step % config.run.image_every == 0:
-                    self._log_panels()
-                due_val = (config.run.val_every and self.step % config.run.val_every == 0) or (
-                    not config.run.val_every and epoch_ended
-                )
-                if due_val and self.step < config.run.max_steps:
-                    self._validate()
-                due_ckpt = (config.run.checkpoint_every and self.step % config.run.checkpoint_every == 0) or (
-                    not config.run.checkpoint_every and epoch_ended
-                )
-                if due_ckpt and self.step < end:
-                    self.save_checkpoint()
-                if time_limit_s is not None and self.step < end:
-                    # rank 0's clock decides, so that every process stops at the same step
-                    expired = time.perf_counter() - started > time_limit_s
-                    out_of_time = bool(distributed.broadcast_object(expired, self.dist))
-                    if out_of_time:
-                        self.log(f"time limit reached after {self.step} steps: finishing the run")
-                        end = self.step
-            del batches, loader
+        self._window = (time.perf_counter(), 0)  # throughput: start of the window, images since
+        out_of_time = False
+        while self.step < end and not out_of_time:
+            out_of_time = self._run_epoch(end, progress, started, time_limit_s)
         if progress is not None:
             progress.close()
-        if self.step >= config.run.max_steps or out_of_time:
+        if self.step >= max_steps or out_of_time:
             self._finish()
         else:
             self.save_checkpoint()
@@ -295,6 +281,66 @@ class Trainer:
             seconds=time.perf_counter() - started,
             history=self.history,
         )
+
+    def _run_epoch(self, end: int, progress: Any, started: float, time_limit_s: float | None) -> bool:
+        """Optimizer steps until the epoch or the run (``end``) ends; True when time ran out."""
+        config = self.config
+        self.sampler.set_position(self.epoch, self.step_in_epoch)
+        loader = DataLoader(
+            self.train_set,
+            batch_sampler=self.sampler,
+            num_workers=config.data.num_workers,
+            collate_fn=collate,
+            generator=seeded_generator(config.run.seed, self.epoch, 1),
+            pin_memory=self.device.type == "cuda",
+        )
+        batches = iter(loader)
+        while self.step < end:
+            terms, names = self._optimizer_step(batches)
+            self.step += 1
+            self.step_in_epoch += 1
+            epoch_ended = self.step_in_epoch >= self.sampler.steps_per_epoch
+            if epoch_ended:
+                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+            self.history.append({"step": self.step, "epoch": self.epoch, "names": names, **terms})
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{terms['total']:.3f}", epoch=self.epoch)
+            self._after_step(terms, end, epoch_ended)
+            if time_limit_s is not None and self.step < end and self._time_is_up(started, time_limit_s):
+                return True
+            if epoch_ended:
+                break
+        return False
+
+    def _after_step(self, terms: dict[str, float], end: int, epoch_ended: bool) -> None:
+        """What is due after an optimizer step: scalars, panels, validation, checkpoint."""
+        run = self.config.run
+        window_start, window_images = self._window
+        window_images += self.sampler.global_batch
+        if self.step % run.log_every == 0 or self.step == end:
+            elapsed = time.perf_counter() - window_start
+            self._log_scalars(terms, window_images / max(elapsed, 1e-9))
+            window_start, window_images = time.perf_counter(), 0
+        self._window = (window_start, window_images)
+        if run.image_every and self.step % run.image_every == 0:
+            self._log_panels()
+        due_val = (run.val_every and self.step % run.val_every == 0) or (not run.val_every and epoch_ended)
+        if due_val and self.step < run.max_steps:
+            self._validate()
+        due_ckpt = (run.checkpoint_every and self.step % run.checkpoint_every == 0) or (
+            not run.checkpoint_every and epoch_ended
+        )
+        if due_ckpt and self.step < end:
+            self.save_checkpoint()
+
+    def _time_is_up(self, started: float, time_limit_s: float) -> bool:
+        """Rank 0's clock decides, so that every process stops at the same step."""
+        expired = time.perf_counter() - started > time_limit_s
+        if bool(distributed.broadcast_object(expired, self.dist)):
+            self.log(f"time limit reached after {self.step} steps: finishing the run")
+            return True
+        return False
 
     def _optimizer_step(self, batches: Any) -> tuple[dict[str, float], list[str]]:
         """Accumulate ``accumulation_steps`` micro-batches, clip, step; returns mean loss terms."""
@@ -471,20 +517,39 @@ class Trainer:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines logged after ``step`` by a run that crashed before its next checkpoint."""
+    """Drop lines logged after ``step`` by a run that crashed before its next checkpoint, and lines
+    that are not complete JSON (a write cut short by a full disk or a kill)."""
     if not path.is_file():
         return
-    kept = [
-        line for line in path.read_text().splitlines() if line and json.loads(line).get("step", 0) <= step
-    ]
+    kept, damaged = [], 0
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line) if line.strip() else None
+        except ValueError:
+            record = None
+            damaged += 1
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    if damaged:
+        logger.warning("%s: dropped %d incomplete line(s) (an interrupted write)", path, damaged)
     ckpt.atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def run_training(
-    config: TrainConfig, run_dir: str | Path, resume: str | None = None, model: MoADepthCLIP | None = None
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: str | None = None,
+    model: MoADepthCLIP | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Train and always leave the process group cleanly (the entry point of ``moa-depthclip train``)."""
+    """Train and always leave the process group cleanly (the entry point of ``moa-depthclip train``).
+
+    A new run (no ``resume``) in a folder that already holds one is refused unless ``overwrite``,
+    which deletes the old run first (see ``checkpoint.prepare_run_dir``).
+    """
     try:
+        if int(os.environ.get("RANK", "0")) == 0:
+            ckpt.prepare_run_dir(run_dir, resume, overwrite)
         return Trainer(config, run_dir, resume=resume, model=model).train()
     finally:
         distributed.teardown()
