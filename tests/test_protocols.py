@@ -245,6 +245,18 @@ def test_adadepthclip_protocol_hand_example() -> None:
     assert per_image.mean["abs_rel"] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_validation_feeds_the_model_what_the_protocol_says() -> None:
+    from moa_depthclip.training.validation import validate
+
+    samples = [{"image": torch.rand(3, 48, 64), "depth": torch.full((1, 48, 64), 2.0), "name": "a"}]
+    model = _Recorder(2.0)
+    metrics = validate(model, Listed(samples), "nyu-adadepthclip", torch.device("cpu"))
+    assert model.sizes == [(224, 224)] and metrics["abs_rel"] == pytest.approx(0.0, abs=1e-12)
+    model.sizes.clear()
+    validate(model, Listed(samples), "nyu", torch.device("cpu"))
+    assert model.sizes == [(64, 64)]  # whole frame, each side rounded to a multiple of 32
+
+
 def test_standard_and_authors_protocol_side_by_side(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

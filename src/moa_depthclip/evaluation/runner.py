@@ -102,7 +102,7 @@ def evaluate(
         collate_fn=_collate,
     )
     name = model_name or type(model).__name__
-    source = getattr(dataset, "dataset", dataset)
+    source = underlying_dataset(dataset)
     result = EvalResult(
         model_name=name,
         protocol=protocol.describe(),
@@ -148,6 +148,16 @@ def evaluate(
         result.counts["batches"] = len(result.rows)
     result.skipped.extend(dataset_skipped)
     return result
+
+
+def underlying_dataset(dataset: Dataset) -> Dataset:
+    """The dataset under ``Subset`` / cache wrappers (which keep it as ``dataset`` or ``base``)."""
+    for _ in range(8):
+        inner = getattr(dataset, "dataset", None) or getattr(dataset, "base", None)
+        if inner is None:
+            break
+        dataset = inner
+    return dataset
 
 
 def describe_ground_truth(dataset: Dataset) -> str:
