@@ -188,3 +188,22 @@ def test_model_layer_imports_nothing_above_it() -> None:
     for path in (SRC / "model").glob("*.py"):
         for line in path.read_text().splitlines():
             assert not upward.match(line), (path.name, line)
+
+
+def test_onnx_runtime_wrapper_follows_the_contract(tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from moa_depthclip.inference.export_onnx import OnnxDepthModel, export_onnx
+
+    source = LayoutPriorDepth(torch.linspace(1.0, 4.0, 12).reshape(3, 4))
+    onnx_model = OnnxDepthModel(export_onnx(source, tmp_path / "prior.onnx", 64, 96))
+    assert isinstance(onnx_model, DepthModel) and not isinstance(onnx_model, PretrainedDepthModel)
+    images = torch.rand(2, 3, 64, 96)
+    with torch.no_grad():
+        expected = source(images).depth
+    output = onnx_model(images)
+    assert isinstance(output, DepthOutput)
+    torch.testing.assert_close(output.depth, expected, rtol=1e-5, atol=1e-5)
+    depth = onnx_model.predict(np.zeros((50, 70, 3), np.uint8), long_side=64)
+    assert depth.shape == (50, 70)
+    assert onnx_model.is_random_init is False and isinstance(type(onnx_model).is_random_init, property)
+    assert onnx_model.default_flip is False

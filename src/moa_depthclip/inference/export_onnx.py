@@ -34,6 +34,7 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "depth"
 META_RANDOM_INIT = "moa_depthclip.random_init"
 META_MODEL = "moa_depthclip.model"
+META_DEFAULT_FLIP = "moa_depthclip.default_flip"
 
 
 class OnnxExportError(UserFacingError, RuntimeError):
@@ -110,6 +111,7 @@ def export_onnx(
         graph,
         {
             META_RANDOM_INIT: str(bool(getattr(model, "is_random_init", False))).lower(),
+            META_DEFAULT_FLIP: str(bool(getattr(model, "default_flip", False))).lower(),
             META_MODEL: type(model).__name__,
             "input": "images: float32 (B, 3, H, W) RGB in [0, 1], H and W multiples of 32",
             "output": "depth: float32 (B, 1, H, W) metres",
@@ -154,6 +156,7 @@ class OnnxDepthModel(DepthModel):
         self.path = path
         metadata = self.session.get_modelmeta().custom_metadata_map
         self._random_init = metadata.get(META_RANDOM_INIT, "false") == "true"
+        self._default_flip = metadata.get(META_DEFAULT_FLIP, "false") == "true"
         self.model_name = metadata.get(META_MODEL, "unknown")
         shape = self.session.get_inputs()[0].shape
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
@@ -164,6 +167,11 @@ class OnnxDepthModel(DepthModel):
     def is_random_init(self) -> bool:
         """Recorded in the graph's metadata by :func:`export_onnx`."""
         return self._random_init
+
+    @property
+    def default_flip(self) -> bool:
+        """The exported model's ``default_flip`` (the graph itself never flips)."""
+        return self._default_flip
 
     def forward(self, images: torch.Tensor) -> DepthOutput:
         array = images.detach().cpu().float().numpy()
