@@ -70,7 +70,8 @@ def user_message(error: BaseException) -> str:
 
 
 _SIZE_MISMATCH = re.compile(
-    r"size mismatch for ([^:\s]+): copying a param with shape (\S+) .*? shape in current model is (\S+?)\.?$"
+    r"size mismatch for ([^:\s]+): copying a param with shape (?:torch\.Size\()?(.+?)\)? from checkpoint, "
+    r"the shape in current model is (?:torch\.Size\()?(.+?)\)?\.?$"
 )
 _KEY_LIST = re.compile(r"(Missing|Unexpected) key\(s\) in state_dict: (.*?)\.\s*$")
 

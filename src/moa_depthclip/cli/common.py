@@ -63,12 +63,61 @@ def add_size_argument(
     )
 
 
+def number_type(kind: type, low: float, inclusive: bool = True) -> Callable[[str], float]:
+    """An argparse ``type``: ``kind`` (int or float) at least ``low`` (above it when not inclusive)."""
+
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+            ) from None
+        if (
+            value != value
+            or value in (float("inf"), float("-inf"))
+            or value < low
+            or (value == low and not inclusive)
+        ):
+            raise argparse.ArgumentTypeError(f"{text} must be {'at least' if inclusive else 'above'} {low:g}")
+        return value
+
+    return convert
+
+
+positive_int = number_type(int, 1)
+non_negative_int = number_type(int, 0)
+positive_float = number_type(float, 0, inclusive=False)
+
+
+def device_type(text: str) -> str:
+    """An argparse ``type`` for ``--device``: a device this machine has (``auto``: cuda if any, else cpu)."""
+    import torch
+
+    from moa_depthclip.config_checks import device_problem
+
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    problem = device_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(
+            f"{text} {problem}" if problem.startswith("is ") else f"{text}: {problem}"
+        )
+    return text
+
+
 def add_device_argument(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup, default: str | None = "cpu"
 ) -> None:
     """``--device``: where the model runs."""
     described = f"(default {default})" if default else "(default: the configuration's)"
-    parser.add_argument("--device", default=default, help=f"torch device: cpu, cuda, cuda:1, mps {described}")
+    parser.add_argument(
+        "--device",
+        default=default,
+        type=device_type,
+        help=f"torch device: cpu, cuda, cuda:1, mps {described}",
+    )
 
 
 def add_tokenizer_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -88,7 +137,7 @@ def add_workers_argument(
     described = f"(default {default})" if default is not None else "(default: the configuration's)"
     parser.add_argument(
         "--num-workers",
-        type=int,
+        type=non_negative_int,
         default=default,
         metavar="N",
         help=f"data-loading worker processes {described}",

@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserFacingError(f"--minutes must be positive, got {args.minutes}")
     if args.steps is not None and args.steps < 1:
         raise UserFacingError(f"--steps must be at least 1, got {args.steps}")
+    from moa_depthclip.paths import writable_dir
+
+    writable_dir(args.out, "--out")  # before minutes of training
     result = run_demo(
         args.out,
         minutes=args.minutes,

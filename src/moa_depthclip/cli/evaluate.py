@@ -17,6 +17,8 @@ from moa_depthclip.cli.common import (
     add_size_argument,
     add_tokenizer_argument,
     add_workers_argument,
+    positive_float,
+    positive_int,
 )
 from moa_depthclip.data.nyu import GROUND_TRUTHS
 from moa_depthclip.data.registry import DATASET_ALIASES, DATASET_NAMES, DatasetOptions
@@ -116,6 +118,10 @@ def _run(args: argparse.Namespace) -> int:
     from moa_depthclip.evaluation.runner import evaluate
 
     args.dataset = canonical_dataset_name(args.dataset)
+    if args.out:  # before the evaluation, not after it
+        from moa_depthclip.paths import writable_dir
+
+        writable_dir(args.out, "--out")
     specs = args.model or ["constant"]
     input_size = args.input_size
     protocols = {spec: [build_protocol(args, name) for name in protocol_names(args, spec)] for spec in specs}
@@ -184,13 +190,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--train-filenames", help="nyu-sync/kitti: training filenames file (for 'constant')")
     data.add_argument("--train-root", help="training data root for 'constant' (default: --data-root)")
     data.add_argument("--train-gt-root", help="nyu-sync/kitti: training depth root (default: --gt-root)")
-    data.add_argument("--depth-scale", type=float, help="PNG value per metre (default 1000; kitti 256)")
-    data.add_argument("--num", type=int, default=100, help="synthetic: test scenes (default 100)")
-    data.add_argument("--train-num", type=int, default=200, help="synthetic: training scenes for 'constant'")
+    data.add_argument("--depth-scale", type=positive_float, help="PNG value per metre (default 1000; kitti 256)")
+    data.add_argument("--num", type=positive_int, default=100, help="synthetic: test scenes (default 100)")
+    data.add_argument("--train-num", type=positive_int, default=200, help="synthetic: training scenes for 'constant'")
     data.add_argument("--height", type=int, default=240, help="synthetic: render height (default 240)")
     data.add_argument("--width", type=int, default=320, help="synthetic: render width (default 320)")
     data.add_argument("--seed", type=int, default=0, help="synthetic: seed (default 0)")
-    data.add_argument("--limit", type=int, help="evaluate only the first N images")
+    data.add_argument("--limit", type=positive_int, help="evaluate only the first N images")
 
     proto = parser.add_argument_group("protocol")
     proto.add_argument(
@@ -203,8 +209,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     proto.add_argument(
         "--crop", choices=("none", *(c for c in CROPS if c)), help="override the protocol's crop"
     )
-    proto.add_argument("--min-depth", type=float)
-    proto.add_argument("--max-depth", type=float)
+    proto.add_argument("--min-depth", type=positive_float)
+    proto.add_argument("--max-depth", type=positive_float)
     proto.add_argument(
         "--median-scaling", action="store_true", help="per-image median scaling (relative models)"
     )
@@ -222,8 +228,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_size_argument(
         run, help="model input HxW, multiples of 32 (default: the protocol's, else the image size rounded)"
     )
-    run.add_argument("--median-images", type=int, default=200, help="training images sampled for 'constant'")
-    run.add_argument("--batch-size", type=int, default=4)
+    run.add_argument("--median-images", type=positive_int, default=200, help="training images sampled for 'constant'")
+    run.add_argument("--batch-size", type=positive_int, default=4)
     add_device_argument(run)
     add_workers_argument(run)
     run.add_argument("--no-progress", action="store_true")

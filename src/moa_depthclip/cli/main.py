@@ -15,7 +15,7 @@ import sys
 import moa_depthclip
 from moa_depthclip import cli as cli_package
 from moa_depthclip.cli.common import normalise_legacy_sizes
-from moa_depthclip.errors import UserFacingError
+from moa_depthclip.errors import UserFacingError, user_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserFacingError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {user_message(error)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         sys.stderr.close()

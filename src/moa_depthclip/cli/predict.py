@@ -174,6 +174,11 @@ def run(args: argparse.Namespace) -> int:
 
     formats = _parse_formats(args.formats)
     check_colormap(args.cmap)
+    if args.vmin is not None and args.vmax is not None and not args.vmin < args.vmax:
+        raise UserFacingError(f"--vmin {args.vmin:g} must be below --vmax {args.vmax:g} (metres)")
+    from moa_depthclip.paths import writable_dir
+
+    writable_dir(args.out, "--out")  # before the model runs on every image
     intrinsics = _intrinsics(args)
     files, skipped, unmatched = collect_inputs(args.inputs, args.recursive)
     for item in skipped:

@@ -6,13 +6,13 @@ The export lets every tool that reads NYU sync data (ours or others') read the s
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from moa_depthclip.data.synthetic import MAX_SCENE_DEPTH, SPLIT_CODES, SyntheticScenes, export_sync_layout
 from moa_depthclip.errors import UserFacingError
+from moa_depthclip.paths import writable_dir
 
 # A perceptually ordered ramp (near = warm/bright, far = dark blue), interpolated piecewise-linearly.
 _RAMP = np.array(
@@ -64,14 +64,20 @@ def _run(args: argparse.Namespace) -> int:
         raise UserFacingError("--num must be at least 1")
     if args.height < 32 or args.width < 32:
         raise UserFacingError("--height and --width must be at least 32")
-    out = Path(args.out)
+    if args.preview < 0:
+        raise UserFacingError("--preview must be 0 or more")
+    if not 1 <= args.jpeg_quality <= 100:
+        raise UserFacingError("--jpeg-quality must be between 1 and 100")
+    out = writable_dir(args.out, "--out")
     filenames = export_sync_layout(
         out, args.num, args.height, args.width, args.seed, args.split, args.jpeg_quality
     )
     preview = out / f"{args.split}_preview.png"
-    dataset = SyntheticScenes(args.num, args.height, args.width, args.seed, args.split)
-    Image.fromarray(preview_grid(dataset, args.preview, columns=4)).save(preview)
-    print(f"wrote {args.num} scenes to {out} (filenames file {filenames}, preview {preview})")
+    if args.preview > 0:
+        dataset = SyntheticScenes(args.num, args.height, args.width, args.seed, args.split)
+        Image.fromarray(preview_grid(dataset, args.preview, columns=4)).save(preview)
+    shown = f", preview {preview}" if args.preview > 0 else ""
+    print(f"wrote {args.num} scenes to {out} (filenames file {filenames}{shown})")
     return 0
 
 

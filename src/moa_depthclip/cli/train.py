@@ -9,12 +9,14 @@ Data-parallel (one process per GPU, or several CPU processes with gloo)::
 
     torchrun --nproc_per_node 4 -m moa_depthclip.cli.main train --preset nyu ... --out runs/nyu
 
-``--resume auto`` continues the run in ``--out`` from its latest checkpoint (or starts it).
+``--resume auto`` continues the run in ``--out`` from its latest checkpoint (or starts it); a folder
+that already holds a run is never trained into without ``--resume`` (``--overwrite`` deletes it).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -52,6 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="auto|PATH",
         help="'auto': continue from the latest checkpoint in RUN_DIR (start fresh if none); or a "
         "checkpoint folder / run directory",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run already in RUN_DIR and start a new one (without it, a new run there is refused)",
     )
     parser.add_argument(
         "--clip",
@@ -94,11 +101,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if run_dir is None:
         run_dir = Path("runs") / (args.preset or Path(str(config_file)).stem)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite deletes it: give one of them")
+    main_process = os.environ.get("RANK", "0") == "0"
+    if main_process:
+        from moa_depthclip.paths import writable_dir
+
+        writable_dir(run_dir, "--out")
+    if not logging.getLogger().handlers:  # the trainer reports progress through logging
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from moa_depthclip.training.trainer import run_training
 
-    result = run_training(config, run_dir, resume=args.resume)
-    if os.environ.get("RANK", "0") == "0":
+    result = run_training(config, run_dir, resume=args.resume, overwrite=args.overwrite)
+    if main_process:
         best = result.best
         summary = f"{best['metric']} {best['value']:.4f} at step {best['step']}" if best else "no validation"
         print(

@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from moa_depthclip.clip_loading import is_hub_id
-from moa_depthclip.errors import CheckpointError, WeightsNotFoundError
+from moa_depthclip.clip_loading import go_offline_if_hub_unreachable, is_hub_id
+from moa_depthclip.errors import CheckpointError, WeightsNotFoundError, weights_file_error
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -48,16 +48,15 @@ class HubLoadingMixin:
                     f"as written by save_pretrained)"
                 )
             source = str(path)
+        else:
+            go_offline_if_hub_unreachable()  # seconds, not 30 s of retries, when offline
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the mixin prints "Loading weights ..."
                 model = super().from_pretrained(source, **kwargs)  # type: ignore[misc]
         except (WeightsNotFoundError, CheckpointError):
             raise
         except RuntimeError as error:  # load_state_dict: missing/unexpected keys or shape mismatch
-            raise CheckpointError(
-                f"{name}: the weights in {source} do not match the architecture in its config.json "
-                f"({str(error).splitlines()[0]})"
-            ) from error
+            raise weights_file_error(error, source, name) from None
         except Exception as error:
             if _is_hub_lookup_error(error):
                 raise WeightsNotFoundError(
@@ -66,9 +65,9 @@ class HubLoadingMixin:
                     f"Download the model folder on a machine with internet access (e.g. `huggingface-cli "
                     f"download {source} --local-dir models/{source.split('/')[-1]}`) and pass the folder."
                 ) from error
-            if isinstance(error, (OSError, ValueError, KeyError, TypeError)):
+            if isinstance(error, (ValueError, KeyError, TypeError)):
                 raise CheckpointError(f"{name}: could not load the saved model {source}: {error}") from error
-            raise
+            raise weights_file_error(error, source, name) from None  # e.g. a truncated model.safetensors
         return model.eval()
 
 
