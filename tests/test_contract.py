@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from inference_helpers import tiny_depth_model
 from test_depthclip import RESNET_EMBED, TEXT, TINY_RESNET
 from tiny_clip import tiny_clip_config, tiny_model_config
@@ -22,7 +23,7 @@ from moa_depthclip.baselines.depthclip import DepthCLIP
 from moa_depthclip.baselines.layout_prior import LayoutPriorDepth
 from moa_depthclip.evaluation.protocol import synthetic_protocol
 from moa_depthclip.evaluation.runner import evaluate
-from moa_depthclip.model.contract import DepthModel, PretrainedDepthModel
+from moa_depthclip.model.contract import DepthModel, PretrainedDepthModel, model_card_renderer
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
 from moa_depthclip.model.outputs import DepthOutput
 from moa_depthclip.model.prediction import predict_batch
@@ -69,6 +70,11 @@ def test_every_model_follows_the_contract(kind_and_model, tmp_path) -> None:
 
     model.save_pretrained(tmp_path / kind)
     assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in (tmp_path / kind).iterdir()}
+    # The model card is the package's (moa_depthclip.model_card), not the mixin's template.
+    card = model_card_renderer()
+    assert card is not None
+    readme = (tmp_path / kind / "README.md").read_text()
+    assert readme.strip() == ModelCard(card(model)).content.strip()
     restored = type(model).from_pretrained(tmp_path / kind)
     assert not restored.training and restored.is_random_init == model.is_random_init
     torch.testing.assert_close(restored(images).depth, output.depth, rtol=0, atol=0)
