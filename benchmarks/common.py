@@ -8,6 +8,7 @@ runs first), and ratios are taken round by round before the median is computed.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -213,6 +214,47 @@ def interleaved(
     return samples
 
 
+@dataclass
+class TimedSetting:
+    """One setting's interleaved samples, their summaries, and each candidate's ratio to the baseline."""
+
+    samples: dict[str, list[float]]
+    summaries: dict[str, dict[str, Any]]
+    # Throughput of each non-baseline candidate relative to the baseline (>1: candidate faster).
+    ratios: dict[str, dict[str, float]]
+
+
+def time_setting(
+    candidates: dict[str, Callable[[], Any]],
+    runtime: Runtime,
+    warmup: int,
+    repeats: int,
+    batch: int = 1,
+    baseline: str | None = None,
+    inference: bool = True,
+) -> TimedSetting:
+    """Time ``candidates`` at one setting, interleaved round by round, and pair each with ``baseline``.
+
+    The one place every benchmark times things: inference mode and autocast as the runtime asks
+    (``inference=False`` for training steps, which need autograd), device synchronisation around
+    every call, warm-up rounds discarded, summaries per ``batch`` images, round-by-round ratios.
+    """
+    if baseline is not None and baseline not in candidates:
+        raise BenchmarkError(f"baseline {baseline!r} is not one of the candidates {sorted(candidates)}")
+    context = inference_context(runtime) if inference else contextlib.nullcontext()
+    with context:
+        samples = interleaved(candidates, warmup, repeats, runtime.sync)
+    summaries = {name: summarise(values, batch) for name, values in samples.items()}
+    ratios = {}
+    if baseline is not None:
+        ratios = {
+            name: speed_ratio(samples[baseline], values)
+            for name, values in samples.items()
+            if name != baseline
+        }
+    return TimedSetting(samples=samples, summaries=summaries, ratios=ratios)
+
+
 def summarise(seconds: list[float], batch: int = 1) -> dict[str, Any]:
     """min/median latency (ms per call) and the matching throughput (images per second)."""
     best, median = min(seconds), statistics.median(seconds)
@@ -242,6 +284,15 @@ def inference_context(runtime: Runtime) -> Iterator[None]:
 def random_images(batch: int, height: int, width: int, device: str, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.rand(batch, 3, height, width, generator=generator).to(device)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``416x544`` -> (416, 544), for argparse."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"size must look like 416x544, got {text!r}") from error
+    return height, width
 
 
 def log(message: str) -> None:

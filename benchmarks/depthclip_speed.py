@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.common import (
-    ModelSpec,
-    Runtime,
-    inference_context,
-    interleaved,
-    log,
-    random_images,
-    speed_ratio,
-    summarise,
-)
+from benchmarks.common import ModelSpec, Runtime, log, random_images, time_setting
 from moa_depthclip.baselines.depthclip import DepthCLIP, DepthCLIPConfig
 
 MODELS = ("clip_vision", "depthclip_vit", "depthclip_rn50")
@@ -48,29 +39,28 @@ def run_depthclip(
         for batch in batches:
             images = random_images(batch, height, width, runtime.device)
             log(f"depthclip {height}x{width} batch {batch}")
-            with inference_context(runtime):
-                samples = interleaved(
-                    {
-                        "clip_vision": lambda images=images: bare(
-                            pixel_values=images, interpolate_pos_encoding=True
-                        ),
-                        "depthclip_vit": lambda images=images: models["depthclip_vit"](images),
-                        "depthclip_rn50": lambda images=images: models["depthclip_rn50"](images),
-                    },
-                    warmup,
-                    repeats,
-                    runtime.sync,
-                )
+            timed = time_setting(
+                {
+                    "clip_vision": lambda images=images: bare(
+                        pixel_values=images, interpolate_pos_encoding=True
+                    ),
+                    "depthclip_vit": lambda images=images: models["depthclip_vit"](images),
+                    "depthclip_rn50": lambda images=images: models["depthclip_rn50"](images),
+                },
+                runtime,
+                warmup,
+                repeats,
+                batch,
+                baseline="clip_vision",
+            )
             record: dict[str, Any] = {
                 "size": [height, width],
                 "batch": batch,
                 "tokens": spec.tokens(height, width),
             }
             for name in MODELS:
-                record[name] = summarise(samples[name], batch)
+                record[name] = timed.summaries[name]
             for name in MODELS[1:]:
-                record[name]["throughput_ratio_vs_clip_vision"] = speed_ratio(
-                    samples["clip_vision"], samples[name]
-                )
+                record[name]["throughput_ratio_vs_clip_vision"] = timed.ratios[name]
             records.append(record)
     return records

@@ -29,13 +29,15 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 # and keep figures sane on a busy one. Set before torch loads OpenMP; an explicit value wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from benchmarks.common import BenchmarkError, ModelSpec, Runtime, environment, log, tiny_spec
+from benchmarks.common import BenchmarkError, ModelSpec, Runtime, environment, log, parse_size, tiny_spec
 from benchmarks.depthclip_speed import run_depthclip
 from benchmarks.inference import TARGET_RATIO, run_inference, scaling
 from benchmarks.onnx_runtime import TARGET_SPEEDUP, run_onnx
+from benchmarks.peers import PEERS, plot_speed_accuracy, run_peers
+from benchmarks.peers import to_markdown as peers_markdown
 from benchmarks.training_step import run_training
 
-SECTIONS = ("inference", "onnx", "training", "depthclip")
+SECTIONS = ("peers", "inference", "onnx", "training", "depthclip")
 Size = tuple[int, int]
 
 
@@ -51,6 +53,9 @@ class Plan:
     training_batch: int = 4
     depthclip_sizes: list[Size] = field(default_factory=lambda: [(224, 224), (416, 544)])
     depthclip_batches: list[int] = field(default_factory=lambda: [1])
+    peers_models: list[str] = field(default_factory=lambda: list(PEERS))
+    peers_sizes: list[Size] = field(default_factory=lambda: [(416, 544), (224, 224)])
+    peers_batches: list[int] = field(default_factory=lambda: [1, 4, 8])
     warmup: int = 1
     repeats: int = 3
     memory: bool = True
@@ -64,6 +69,7 @@ class Plan:
             training_sizes=[(224, 224)],
             training_batch=2,
             depthclip_sizes=[(224, 224)],
+            peers_batches=[1],
             repeats=2,
         )
 
@@ -78,16 +84,37 @@ class Plan:
             training_sizes=sizes[:1],
             training_batch=2,
             depthclip_sizes=sizes[:1],
+            peers_models=["moa_depthclip", "clip_vision", "glpn"],
+            peers_sizes=[(64, 96)],
+            peers_batches=[1, 2],
             repeats=1,
             warmup=0,
         )
 
 
-def run(plan: Plan, spec: ModelSpec, runtime: Runtime, sections: tuple[str, ...], workdir: Path) -> dict:
+def run(
+    plan: Plan,
+    spec: ModelSpec,
+    runtime: Runtime,
+    sections: tuple[str, ...],
+    workdir: Path,
+    tiny: bool = False,
+) -> dict:
     """Run the chosen sections; returns the full results document (environment included)."""
     started = time.perf_counter()
     results: dict[str, Any] = {"environment": environment(runtime), "plan": _plan_dict(plan)}
     warmup = max(plan.warmup, 1) if runtime.compile else plan.warmup  # compilation is never timed
+    if "peers" in sections:
+        results["peers"] = run_peers(
+            runtime,
+            plan.peers_models,
+            plan.peers_sizes,
+            plan.peers_batches,
+            max(warmup, 1),
+            plan.repeats,
+            tiny=tiny,
+            memory=plan.memory,
+        )
     if "inference" in sections:
         records = run_inference(
             spec, runtime, plan.inference_sizes, plan.inference_batches, warmup, plan.repeats
@@ -187,6 +214,8 @@ def to_markdown(results: dict[str, Any], command: str = "") -> str:
                 f"{'yes' if value['met'] else 'no'} |"
             )
         lines.append("")
+    if results.get("peers"):
+        lines += peers_markdown(results["peers"])
     if results.get("inference"):
         lines += [
             "## Inference: MoA-DepthCLIP vs bare CLIPVisionModel",
@@ -282,14 +311,6 @@ def to_markdown(results: dict[str, Any], command: str = "") -> str:
 # command line
 
 
-def _parse_size(text: str) -> Size:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"size must look like 416x544, got {text!r}") from error
-    return height, width
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="output folder")
@@ -306,9 +327,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--repeats", type=int, help="timed rounds per setting")
     parser.add_argument("--warmup", type=int, help="untimed rounds per setting")
-    parser.add_argument("--sizes", nargs="+", type=_parse_size, help="override every section's sizes")
+    parser.add_argument("--sizes", nargs="+", type=parse_size, help="override every section's sizes")
     parser.add_argument("--batches", nargs="+", type=int, help="override the inference batch sizes")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
+    parser.add_argument("--peers", nargs="+", choices=sorted(PEERS), help="models of the peers section")
+    parser.add_argument("--peer-batches", nargs="+", type=int, help="batch sizes of the peers section")
+    parser.add_argument(
+        "--figure", type=Path, help="also write the speed-accuracy figure here (default: only into --out)"
+    )
     return parser.parse_args(argv)
 
 
@@ -321,9 +347,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         plan.warmup = args.warmup
     if args.sizes:
         plan.inference_sizes = plan.onnx_sizes = plan.training_sizes = plan.depthclip_sizes = args.sizes
+        plan.peers_sizes = args.sizes
     if args.batches:
         plan.inference_batches = args.batches
     plan.memory = plan.memory and not args.no_memory
+    if args.peers:
+        plan.peers_models = args.peers
+    if args.peer_batches:
+        plan.peers_batches = args.peer_batches
     dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     try:
         threads = {"threads": args.threads} if args.threads is not None else {}
@@ -333,12 +364,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     spec = tiny_spec() if args.tiny else ModelSpec()
     sections = tuple(args.only) if args.only else SECTIONS
     args.out.mkdir(parents=True, exist_ok=True)
-    results = run(plan, spec, runtime, sections, args.out)
+    results = run(plan, spec, runtime, sections, args.out, tiny=args.tiny)
     command = "python benchmarks/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
     results["command"] = command.strip()
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     markdown = to_markdown(results, results["command"])
     (args.out / "results.md").write_text(markdown + "\n", encoding="utf-8")
+    if results.get("peers"):
+        for path in filter(None, [args.out / "speed_accuracy.png", args.figure]):
+            if plot_speed_accuracy(results["peers"], path, size=plan.peers_sizes[0]):
+                log(f"wrote {path}")
     log(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
     print(markdown)
     return results

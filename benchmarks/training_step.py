@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 from collections.abc import Callable
@@ -36,12 +35,11 @@ from benchmarks.common import (
     BenchmarkError,
     ModelSpec,
     Runtime,
-    interleaved,
     log,
     random_images,
-    speed_ratio,
-    summarise,
+    time_setting,
 )
+from benchmarks.memory import rss_peak_probe
 from moa_depthclip.config import ModelConfig
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
 
@@ -101,15 +99,15 @@ def run_training(
     for height, width in sizes:
         log(f"training step {height}x{width} batch {batch}")
         steps = {mode: make_step(model, runtime, batch, height, width) for mode, model in models.items()}
-        samples = interleaved(steps, warmup, repeats, runtime.sync)
+        timed = time_setting(steps, runtime, warmup, repeats, batch, baseline="full", inference=False)
         record: dict[str, Any] = {
             "size": [height, width],
             "batch": batch,
             "tokens": spec.tokens(height, width),
-            "moa": {**summarise(samples["moa"], batch), "trainable_parameters": counts["moa"]},
-            "full": {**summarise(samples["full"], batch), "trainable_parameters": counts["full"]},
+            "moa": {**timed.summaries["moa"], "trainable_parameters": counts["moa"]},
+            "full": {**timed.summaries["full"], "trainable_parameters": counts["full"]},
             # >1: the paper's trainable set trains faster than full fine-tuning.
-            "speedup_vs_full": speed_ratio(samples["full"], samples["moa"]),
+            "speedup_vs_full": timed.ratios["moa"],
         }
         if memory:
             for mode in MODES:
@@ -157,33 +155,6 @@ def measure_memory_in_subprocess(
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def _status_mib(field: str) -> float | None:
-    """A memory field of /proc/self/status (Linux) in MiB, or None where there is none."""
-    try:
-        with open("/proc/self/status", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024  # kB
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0), so the peak reflects only what follows."""
-    try:
-        with open("/proc/self/clear_refs", "w", encoding="utf-8") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _max_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
-
-
 def probe(request: dict[str, Any]) -> dict[str, Any]:
     """Build one configuration, run ``steps`` training steps, report the peak memory they added."""
     settings = request["runtime"]
@@ -191,29 +162,8 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     spec = ModelSpec(model=ModelConfig.from_dict(request["model"]))
     height, width = request["size"]
     step = make_step(build_trainable(spec, request["mode"]), runtime, request["batch"], height, width)
-    if runtime.is_cuda:
-        runtime.sync()
-        torch.cuda.reset_peak_memory_stats(runtime.device)
-        before = torch.cuda.memory_allocated(runtime.device) / 2**20
-        kind = "torch.cuda.max_memory_allocated"
-    else:
-        # Preferred: current RSS, then the kernel's peak mark reset to it. Fallback: ru_maxrss,
-        # whose mark may still hold a construction-time peak (then the delta understates).
-        current = _status_mib("VmRSS")
-        if current is not None and _reset_peak_rss():
-            before, kind = current, "VmHWM (peak RSS, reset after setup)"
-        else:
-            before, kind = _max_rss_mib(), "ru_maxrss"
-    for _ in range(request["steps"]):  # the second step also holds the optimizer state
-        step()
-    runtime.sync()
-    if runtime.is_cuda:
-        peak = torch.cuda.max_memory_allocated(runtime.device) / 2**20
-    elif kind.startswith("VmHWM"):
-        peak = _status_mib("VmHWM") or _max_rss_mib()
-    else:
-        peak = _max_rss_mib()
-    return {"kind": kind, "before_mib": before, "peak_mib": peak, "step_peak_mib": peak - before}
+    # The second step also holds the optimizer state.
+    return rss_peak_probe(step, runtime, times=request["steps"])
 
 
 def main(argv: list[str] | None = None) -> None:
