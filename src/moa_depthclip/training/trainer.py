@@ -499,8 +499,8 @@ class Trainer:
     def _log_panels(self, count: int = 2) -> None:
         if not self.dist.is_main or len(self.val_set) == 0:
             return
-        from moa_depthclip.data.transforms import model_input_size, resize_image
         from moa_depthclip.inference.visualize import make_panel
+        from moa_depthclip.model.prediction import predict_batch
 
         writer = self._tensorboard()
         self.model.eval()
@@ -508,8 +508,7 @@ class Trainer:
             for index in range(min(count, len(self.val_set))):
                 sample = self.val_set[index]
                 image = sample["image"]
-                size = model_input_size(*image.shape[-2:])
-                pred = self.model(resize_image(image, size)[None].to(self.device)).depth[0]
+                pred = predict_batch(self.model, image[None], long_side=None)[0]
                 panel = make_panel(image, sample["depth"], pred.cpu(), titles={})
                 writer.add_image(f"panel/{index}", panel, self.step, dataformats="HWC")
         finally:
