@@ -111,8 +111,10 @@ def evaluate(
     )
     dataset_skipped = list(getattr(source, "skipped", []))
     bar = tqdm(total=len(dataset), desc=f"evaluate {name}", disable=not progress, unit="img")
+    masked = 0  # NaN / inf / negative ground-truth pixels the readers masked as invalid
     try:
         for samples in loader:
+            masked += sum(int(s.get("masked_pixels", 0)) for s in samples)
             for group in _group_by_size(samples):
                 images = torch.stack([s["image"] for s in group]).to(device)
                 targets = torch.stack([s["depth"] for s in group]).to(device)
@@ -143,6 +145,7 @@ def evaluate(
         "evaluated": len(dataset) - len(result.skipped),
         "skipped_no_valid_pixels": len(result.skipped),
         "skipped_no_ground_truth": len(dataset_skipped),
+        "masked_invalid_depth_pixels": masked,
     }
     if per_batch:
         result.counts["batches"] = len(result.rows)
@@ -162,7 +165,11 @@ def underlying_dataset(dataset: Dataset) -> Dataset:
 
 def describe_ground_truth(dataset: Dataset) -> str:
     """What the dataset's depth maps are, for the tables: its ``ground_truth`` (e.g. NYU ``raw`` or
-    ``filled``) and its class name."""
+    ``filled``) and its class name, looking through wrappers (caches, subsets)."""
+    while getattr(dataset, "ground_truth", None) is None and isinstance(
+        inner := getattr(dataset, "base", getattr(dataset, "dataset", None)), Dataset
+    ):
+        dataset = inner
     label = getattr(dataset, "ground_truth", None)
     kind = type(dataset).__name__
     return f"{label} ({kind})" if label else kind
