@@ -67,6 +67,13 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dataset in ("nyu_mat", "nyu_sync"):
             self.dataset = self.dataset.replace("_", "-")  # one spelling from here on
+        from moa_depthclip.evaluation.protocol import PROTOCOL_NAMES
+
+        if self.val_protocol not in PROTOCOL_NAMES:
+            raise ConfigError(
+                f"data.val_protocol: unknown evaluation protocol {self.val_protocol!r}; "
+                f"choose one of {', '.join(PROTOCOL_NAMES)}"
+            )
         for name in ("render_size", "crop_size", "resize_to"):
             value = getattr(self, name)
             if value is None:
