@@ -162,6 +162,11 @@ def stored_to_metres(values: np.ndarray, scale: float) -> np.ndarray:
 
 def load_depth(path: PathLike, scale: float = 1.0, allow_empty: bool = False) -> np.ndarray:
     """Read a depth map from a 16-bit PNG (divided by ``scale``) or a ``.npy`` file (metres as stored)."""
+    return read_depth(path, scale, allow_empty)[0]
+
+
+def read_depth(path: PathLike, scale: float = 1.0, allow_empty: bool = False) -> tuple[np.ndarray, int]:
+    """:func:`load_depth` and the number of NaN / infinite / negative pixels it masked to 0."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
         if not path.is_file():
@@ -170,10 +175,8 @@ def load_depth(path: PathLike, scale: float = 1.0, allow_empty: bool = False) ->
             array = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as error:
             raise DataError(f"depth file is corrupt or not a numpy array: {path} ({error})") from error
-        array = np.squeeze(array)
-        depth, _ = sanitize_depth(array, path, allow_empty=allow_empty)
-        return depth
-    return load_depth_png(path, scale, allow_empty=allow_empty)
+        return sanitize_depth(np.squeeze(array), path, allow_empty=allow_empty)
+    return load_depth_png(path, scale, allow_empty=allow_empty), 0  # integers: nothing to mask
 
 
 def check_same_size(image: np.ndarray, depth: np.ndarray, image_path: PathLike, depth_path: PathLike) -> None:

@@ -210,12 +210,13 @@ class NYUDepthV2Mat(Dataset):
         if self.ground_truth == "raw":
             image = black_outside_sync_box(image)
             depth = raw_depth_as_extracted(depth)
-        depth, _ = sanitize_depth(depth, f"{self.mat_path} frame {frame + 1}")
+        depth, masked = sanitize_depth(depth, f"{self.mat_path} frame {frame + 1}", allow_empty=True)
         sample = {
             "image": image_to_tensor(image),
             "depth": depth_to_tensor(depth),
             "name": f"nyu_{frame + 1:04d}",
             "focal": NYU_FX * image.shape[1] / NYU_WIDTH,
+            "masked_pixels": masked,
         }
         if self.transform is not None:
             sample = self.transform(sample)

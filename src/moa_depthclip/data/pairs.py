@@ -18,7 +18,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from moa_depthclip.data.io import check_same_size, load_depth, load_rgb
+from moa_depthclip.data.io import check_same_size, load_rgb, read_depth
 from moa_depthclip.data.transforms import depth_to_tensor, image_to_tensor
 from moa_depthclip.errors import DataError
 
@@ -99,9 +99,12 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         entry = self.entries[index]
         image = load_rgb(entry.image_path)
-        depth = load_depth(entry.depth_path, self.depth_scale)
+        # A map without valid pixels is a sample with nothing to score (evaluation lists it), not an
+        # error that stops the run; NaN / inf pixels masked to 0 are counted in the sample.
+        depth, masked = read_depth(entry.depth_path, self.depth_scale, allow_empty=True)
         check_same_size(image, depth, entry.image_path, entry.depth_path)
         sample = {"image": image_to_tensor(image), "depth": depth_to_tensor(depth), "name": entry.name}
+        sample["masked_pixels"] = masked
         if entry.focal is not None:
             sample["focal"] = entry.focal
         if self.transform is not None:

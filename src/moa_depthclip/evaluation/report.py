@@ -96,6 +96,7 @@ def markdown_table(results: Sequence[EvalResult], title: str | None = None) -> s
         lines.append(
             f"{result.model_name}: {c.get('evaluated', 0)} of {c.get('images', 0)} images evaluated{batches}, "
             f"{c.get('skipped_no_valid_pixels', 0)} without valid pixels, "
-            f"{c.get('skipped_no_ground_truth', 0)} dataset entries without ground truth."
+            f"{c.get('skipped_no_ground_truth', 0)} dataset entries without ground truth, "
+            f"{c.get('masked_invalid_depth_pixels', 0)} NaN/inf/negative depth pixels masked as invalid."
         )
     return "\n".join(lines) + "\n"
