@@ -14,7 +14,8 @@ Two entry points, one underneath the other:
 
 The working size (:func:`working_size`) is ``input_size`` when given (or the model's
 ``fixed_input_size``), else the image with its long side set to ``long_side`` and both sides rounded
-to multiples of 32 by ``round_to_multiple``; without ``long_side`` each side is rounded as it is.
+to the nearest multiples of 32 by ``data.transforms.model_input_size`` (``round_to_multiple`` on
+each side); without ``long_side`` the image's own size is rounded.
 
 Flip averaging has one authority: ``flip=True`` here, or a model whose ``default_flip`` is True
 (DepthCLIP with ``DepthCLIPConfig(flip=True)``, the published setting). Models never flip inside
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from moa_depthclip.data.transforms import resize_image, round_to_multiple
+from moa_depthclip.data.transforms import model_input_size, resize_image
 from moa_depthclip.errors import DataError, InputSizeError
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike | torch.Tensor
@@ -61,13 +62,11 @@ def working_size(
             raise InputSizeError(f"input size {h}x{w} must be positive multiples of {MULTIPLE}")
         return h, w
     if long_side is None:
-        return round_to_multiple(height, MULTIPLE), round_to_multiple(width, MULTIPLE)
+        return model_input_size(height, width, MULTIPLE)
     if long_side < MULTIPLE:
         raise InputSizeError(f"long side {long_side} must be at least {MULTIPLE}")
     scale = long_side / max(height, width)
-    return round_to_multiple(round(height * scale), MULTIPLE), round_to_multiple(
-        round(width * scale), MULTIPLE
-    )
+    return model_input_size(round(height * scale), round(width * scale), MULTIPLE)
 
 
 # --------------------------------------------------------------------------------------------------
