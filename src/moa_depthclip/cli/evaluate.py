@@ -7,6 +7,7 @@ results land in one side-by-side table (plus JSON and per-image CSV with ``--out
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from torch import nn
@@ -150,6 +151,10 @@ def _run(args: argparse.Namespace) -> int:
     title = f"{args.dataset} ({results[0].counts['images']} images)"
     table = markdown_table(results, title=title)
     print(table, end="")
+    skipped = results[0].skipped
+    if skipped:  # the same images for every model: no valid ground-truth pixel, or no ground truth
+        shown = ", ".join(skipped[:10]) + (f" and {len(skipped) - 10} more" if len(skipped) > 10 else "")
+        print(f"not scored (no valid ground-truth pixel): {shown}", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
