@@ -213,3 +213,14 @@ def test_onnx_runtime_wrapper_follows_the_contract(tmp_path) -> None:
     assert depth.shape == (50, 70)
     assert onnx_model.is_random_init is False and isinstance(type(onnx_model).is_random_init, property)
     assert onnx_model.default_flip is False
+
+
+def test_size_hint_and_working_size_round_the_same_way() -> None:
+    """80 is 2.5 patches: the backbone's hint and the prediction path both round it up to 96."""
+    from moa_depthclip.errors import InputSizeError
+    from moa_depthclip.model.prediction import working_size
+
+    model = tiny_depth_model()
+    with pytest.raises(InputSizeError, match="96x64"):
+        model.backbone.token_grid(80, 64)
+    assert working_size(80, 64, long_side=None) == (96, 64)
