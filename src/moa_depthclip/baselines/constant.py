@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from moa_depthclip.data.validity import valid_depth_mask
 from moa_depthclip.model.contract import PretrainedDepthModel
 from moa_depthclip.model.outputs import DepthOutput
 
@@ -54,9 +55,7 @@ def median_valid_depth(
     values = []
     for index in indices:
         depth = dataset[int(index)]["depth"].numpy().reshape(-1)
-        valid = depth[np.isfinite(depth) & (depth > 0)]
-        if max_depth is not None:
-            valid = valid[valid < max_depth]
+        valid = depth[valid_depth_mask(depth, 0.0, max_depth)]
         if len(valid) > pixels_per_image:
             valid = rng.choice(valid, size=pixels_per_image, replace=False)
         values.append(valid)

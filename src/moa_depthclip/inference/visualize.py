@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from moa_depthclip.data.validity import valid_depth_mask
 from moa_depthclip.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -134,7 +135,8 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 
 def valid_mask(depth: np.ndarray) -> np.ndarray:
-    return np.isfinite(depth) & (depth > 0)
+    """Pixels to show: ``data.validity.valid_depth_mask`` (finite, > 0)."""
+    return valid_depth_mask(depth)
 
 
 def depth_range(*depths: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[float, float]:
