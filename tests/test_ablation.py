@@ -15,7 +15,7 @@ from moa_depthclip.cli.main import main
 from moa_depthclip.config import ModelConfig
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
 from moa_depthclip.training.ablation import BUILTIN_VARIANTS, parse_variant, variant_config
-from moa_depthclip.training.config import ConfigError, build_config
+from moa_depthclip.training.config import PRESETS, ConfigError, build_config
 from moa_depthclip.training.losses import CompositeLoss
 from moa_depthclip.training.optim import build_optimizer
 
@@ -184,6 +184,17 @@ def test_saved_config_without_tap_layers_loads_with_the_old_taps(tmp_path: Path)
     assert build_config(config_file=tmp_path / "old.yaml").model.decoder.tap_layers == (3, 7)
     # a hand-written partial config keeps the default taps: moving adapters never moves them
     assert ModelConfig.from_dict({"moa": {"layers": [3, 7]}}).decoder.tap_layers == (2, 5, 8, 11)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_build(preset: str) -> None:
+    config = variant_config(parse_variant("full"), preset=preset)  # architecture built on meta
+    assert config.model.decoder.tap_layers == (2, 5, 8, 11)
+    if preset == "nyu-authors":  # the authors' earlier-code recipe (docs/ablations.md)
+        assert (config.optim.lr, config.optim.backbone_lr, config.optim.weight_decay) == (1e-4, 1e-5, 0.01)
+        assert (config.data.batch_size, config.data.resize_to, config.run.max_steps) == (8, (224, 224), 4950)
+        loss = config.loss
+        assert (loss.silog, loss.gradient, loss.ssim, loss.l1) == (1.0, 0.5, 0.2, 0.1)
 
 
 def test_parse_variant() -> None:

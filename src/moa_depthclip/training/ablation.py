@@ -166,7 +166,7 @@ class AblationReport:
                 elif comparison is None:
                     cells.append("–")
                 else:
-                    cells.append(f"{comparison.describe()} {comparison.verdict}")
+                    cells.append(f"{comparison.describe(digits=4)} {comparison.verdict}")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines.append("Variants (overrides on top of the base configuration):")
@@ -175,7 +175,7 @@ class AblationReport:
             overrides = " ".join(f"`{o}`" for o in result.variant.overrides) or "(none)"
             lines.append(
                 f"- **{result.variant.name}**: {result.variant.description}; {overrides}; "
-                f"{result.steps} steps in {result.train_seconds:.0f} s"
+                f"{result.steps} steps ({result.train_seconds:.0f} s in this invocation)"
             )
         lines.append("")
         base = self.base
