@@ -69,6 +69,7 @@ def test_evaluate_constant_on_synthetic() -> None:
         "evaluated": 4,
         "skipped_no_valid_pixels": 0,
         "skipped_no_ground_truth": 0,
+        "masked_invalid_depth_pixels": 0,
     }
     # The mean is the mean over images of per-image values.
     assert result.mean["rmse"] == pytest.approx(np.mean([r["rmse"] for r in result.rows]))
