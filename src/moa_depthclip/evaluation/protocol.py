@@ -37,9 +37,8 @@ import torch.nn.functional as F
 from moa_depthclip.data.transforms import resize_image, scale_box
 from moa_depthclip.data.validity import valid_depth_mask
 
-Box = tuple[int, int, int, int]  # top, bottom, left, right (half-open, 0-based)
+Box = tuple[int, int, int, int]  # top, bottom, left, right (half-open, 0-based), defined at 480x640
 
-REFERENCE_SIZE = (480, 640)  # the resolution named crops and input boxes are defined on (NYU)
 EIGEN_CROP_480x640: Box = (45, 471, 41, 601)
 DEPTHCLIP_EVAL_CROP_480x640: Box = (45, 471, 46, 601)
 DEPTHCLIP_INPUT_BOX_480x640: Box = (56, 472, 60, 604)  # 416x544 region the official code feeds
