@@ -31,7 +31,7 @@ from moa_depthclip.baselines.clip_resnet import (
     load_resnet_clip,
     random_resnet_clip,
 )
-from moa_depthclip.clip_loading import load_clip
+from moa_depthclip.clip_loading import check_tokenizer, go_offline_if_hub_unreachable, is_hub_id, load_clip
 from moa_depthclip.config import SerializableConfig
 from moa_depthclip.data.transforms import NORMALIZATIONS
 from moa_depthclip.errors import CheckpointError, InputSizeError, WeightsNotFoundError
@@ -126,8 +126,11 @@ class DepthCLIPConfig(SerializableConfig):
 
 def load_tokenizer(source: str = DEFAULT_TOKENIZER) -> CLIPTokenizer:
     """``CLIPTokenizer`` from a hub id or a directory, with an actionable error when it is unavailable."""
+    if is_hub_id(source):
+        go_offline_if_hub_unreachable()
     try:
-        return CLIPTokenizer.from_pretrained(source)
+        # transformers returns a 2-token tokenizer when the vocabulary files are missing: refuse it
+        return check_tokenizer(CLIPTokenizer.from_pretrained(source), source)
     except (OSError, ValueError, TypeError) as error:
         raise WeightsNotFoundError(
             f"Could not load the CLIP tokenizer from '{source}' ({str(error).strip().splitlines()[0]}). "
