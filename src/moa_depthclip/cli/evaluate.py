@@ -115,7 +115,12 @@ def load_model(spec: str, args: argparse.Namespace, cache: dict) -> tuple[nn.Mod
 
 def _run(args: argparse.Namespace) -> int:
     from moa_depthclip.data.registry import canonical_dataset_name
-    from moa_depthclip.evaluation.report import markdown_table, write_csv, write_json
+    from moa_depthclip.evaluation.report import (
+        markdown_table,
+        paired_comparison_section,
+        write_csv,
+        write_json,
+    )
     from moa_depthclip.evaluation.runner import evaluate
 
     args.dataset = canonical_dataset_name(args.dataset)
@@ -149,7 +154,7 @@ def _run(args: argparse.Namespace) -> int:
                 )
             )
     title = f"{args.dataset} ({results[0].counts['images']} images)"
-    table = markdown_table(results, title=title)
+    table = markdown_table(results, title=title) + paired_comparison_section(results)
     print(table, end="")
     skipped = results[0].skipped
     if skipped:  # the same images for every model: no valid ground-truth pixel, or no ground truth
@@ -171,7 +176,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate depth models on a dataset (side-by-side table)",
         description="Evaluate one or more depth models under a standard protocol. Example: "
         "moa-depthclip evaluate --dataset nyu-mat --mat nyu_depth_v2_labeled.mat --splits splits.mat "
-        "--model constant --model depthclip-rn50:RN50.pt --flip --out results/",
+        "--model constant --model depthclip-rn50:RN50.pt --out results/ (DepthCLIP RN50 is scored under "
+        "nyu-depthclip, its official evaluation, unless --protocol is given)",
     )
     data = parser.add_argument_group("dataset")
     data.add_argument(
@@ -195,9 +201,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--train-filenames", help="nyu-sync/kitti: training filenames file (for 'constant')")
     data.add_argument("--train-root", help="training data root for 'constant' (default: --data-root)")
     data.add_argument("--train-gt-root", help="nyu-sync/kitti: training depth root (default: --gt-root)")
-    data.add_argument("--depth-scale", type=positive_float, help="PNG value per metre (default 1000; kitti 256)")
+    data.add_argument(
+        "--depth-scale", type=positive_float, help="PNG value per metre (default 1000; kitti 256)"
+    )
     data.add_argument("--num", type=positive_int, default=100, help="synthetic: test scenes (default 100)")
-    data.add_argument("--train-num", type=positive_int, default=200, help="synthetic: training scenes for 'constant'")
+    data.add_argument(
+        "--train-num", type=positive_int, default=200, help="synthetic: training scenes for 'constant'"
+    )
     data.add_argument("--height", type=int, default=240, help="synthetic: render height (default 240)")
     data.add_argument("--width", type=int, default=320, help="synthetic: render width (default 320)")
     data.add_argument("--seed", type=int, default=0, help="synthetic: seed (default 0)")
@@ -233,7 +243,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_size_argument(
         run, help="model input HxW, multiples of 32 (default: the protocol's, else the image size rounded)"
     )
-    run.add_argument("--median-images", type=positive_int, default=200, help="training images sampled for 'constant'")
+    run.add_argument(
+        "--median-images", type=positive_int, default=200, help="training images sampled for 'constant'"
+    )
     run.add_argument("--batch-size", type=positive_int, default=4)
     add_device_argument(run)
     add_workers_argument(run)
