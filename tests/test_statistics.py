@@ -78,3 +78,24 @@ def test_depth_correlations_separate_fixed_maps_from_image_readers() -> None:
     assert math.isnan(constant.structure)
     flipped = depth_correlations([t.flip(0) for t in targets], targets)
     assert flipped.structure < 0 and flipped.images == 16
+
+
+def test_evaluate_prints_paired_comparison_vs_first_model(tmp_path, capsys) -> None:
+    from moa_depthclip.cli.main import main
+
+    out = tmp_path / "results"
+    code = main(
+        ["evaluate", "--dataset", "synthetic", "--num", "6", "--train-num", "3", "--height", "32", "--width", "48",
+         "--model", "constant:2.5", "--model", "constant:2.5", "--model", "constant:40", "--no-progress",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Paired comparison vs the first model" in printed
+    section = printed.split("Paired comparison vs the first model")[1]
+    comparison_rows = [line for line in section.splitlines() if line.startswith("| constant (")]
+    assert len(comparison_rows) == 2
+    same, far = comparison_rows
+    assert same.count("level") == 2  # identical models
+    assert "worse" in far  # 40 m everywhere (clamped to 10 m) is far worse than 2.5 m on rooms
+    assert "Paired comparison" in (out / "results.md").read_text()

@@ -100,3 +100,29 @@ def markdown_table(results: Sequence[EvalResult], title: str | None = None) -> s
             f"{c.get('masked_invalid_depth_pixels', 0)} NaN/inf/negative depth pixels masked as invalid."
         )
     return "\n".join(lines) + "\n"
+
+
+def paired_comparison_section(
+    results: Sequence[EvalResult], metrics: Sequence[str] = ("abs_rel", "delta1")
+) -> str:
+    """Each later model against the first one under the same protocol: per-image paired differences
+    with a 95 % bootstrap interval and a verdict read from it (``evaluation.statistics``). Empty when
+    there is nothing to pair (one model, or no per-image rows in common)."""
+    from moa_depthclip.evaluation.statistics import compare_rows, comparison_table
+
+    if not results:
+        return ""
+    reference = results[0]
+    comparisons = []
+    for result in results[1:]:
+        if result.protocol != reference.protocol:
+            continue
+        try:
+            comparisons.append(
+                (result.model_name, reference.model_name, compare_rows(result.rows, reference.rows, metrics))
+            )
+        except ValueError:  # fewer than two images scored by both
+            continue
+    if not comparisons:
+        return ""
+    return "\n### Paired comparison vs the first model\n\n" + comparison_table(comparisons)
