@@ -23,3 +23,14 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'moa_depthclip' has no attribute {name!r}")
+
+
+def _enable_transformers_integration() -> None:
+    """transformers' ``pipeline("depth-estimation", model=FOLDER)`` for saved models; registers
+    when transformers is imported, so importing this package stays cheap."""
+    from moa_depthclip.hf import enable
+
+    enable()
+
+
+_enable_transformers_integration()

@@ -36,6 +36,8 @@ from moa_depthclip.model.outputs import DepthOutput
 from moa_depthclip.model.prediction import ImageInput, predict_depth
 
 MODEL_CARD_MODULE = "moa_depthclip.model_card"
+# Writes the files transformers' pipeline needs beside a saved model (optional, a layer above).
+HF_MODULE = "moa_depthclip.hf"
 
 
 class DepthModel(nn.Module):
@@ -75,6 +77,15 @@ class PretrainedDepthModel(
 ):
     """A depth model that saves, loads and pushes itself (config.json + model.safetensors)."""
 
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        """The mixin's save, plus what transformers' pipeline needs (``moa_depthclip.hf``): config.json's
+        ``model_type`` and ``preprocessor_config.json``."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        write = _optional_function(HF_MODULE, "write_transformers_files")
+        if write is not None:
+            write(self, save_directory)
+        return result
+
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """The package's model card when ``moa_depthclip.model_card`` provides one, else the mixin's."""
         render = model_card_renderer()
@@ -92,3 +103,14 @@ def model_card_renderer() -> Callable[[nn.Module], str] | None:
             raise
         return None
     return getattr(module, "render_model_card", None)
+
+
+def _optional_function(module_name: str, name: str) -> Callable[..., Any] | None:
+    """``module_name.name`` when that module exists (it sits above this layer), else None."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        return None
+    return getattr(module, name, None)

@@ -54,8 +54,8 @@ class MoADepthCLIP(
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         config = config if config is not None else ModelConfig()
-        if isinstance(config, dict):
-            config = ModelConfig.from_dict(config)
+        if isinstance(config, dict):  # config.json; its "model_type" is for transformers' AutoConfig
+            config = ModelConfig.from_dict({k: v for k, v in config.items() if k != "model_type"})
         self.config = config
         clip_config = _clip_config(config)
         vision = clip_config.vision_config
