@@ -38,6 +38,7 @@ def test_shared_flags_are_spelled_once_everywhere() -> None:
         "evaluate": {"--input-size", "--device", "--tokenizer", "--num-workers"},
         "train": {"--device", "--num-workers"},
         "demo": {"--device", "--num-workers"},
+        "ablate": {"--device", "--num-workers"},
     }
     for name, flags in expected.items():
         assert flags <= _flags(commands[name]), name
@@ -46,6 +47,12 @@ def test_shared_flags_are_spelled_once_everywhere() -> None:
     assert args.input_size == [(64, 96), (32, 32)]
     args = commands["predict"].parse_args(["a.png", "--model", "m", "--out", "o", "--input-size", "416x544"])
     assert args.input_size == (416, 544)
+
+
+def test_training_commands_pass_device_and_workers_to_the_config(capsys) -> None:
+    assert main(["train", "--preset", "tiny", "--device", "cpu", "--num-workers", "3", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "num_workers: 3" in printed and "device: cpu" in printed
 
 
 def test_size_parsing_and_old_spellings(capsys) -> None:

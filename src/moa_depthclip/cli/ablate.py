@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from moa_depthclip.cli.common import add_device_argument, add_workers_argument, config_overrides
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from moa_depthclip.training.config import PRESETS
@@ -57,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue variants whose run folder exists from their last checkpoint (finished ones are re-scored)",
     )
+    add_device_argument(parser, default=None)  # sets run.device
+    add_workers_argument(parser, default=None)  # sets data.num_workers
     parser.add_argument("--list", action="store_true", help="list the built-in variants and exit")
     parser.set_defaults(func=run)
 
@@ -75,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.variants:
         raise ConfigError("give the variants to compare, e.g. --variant full --variant no-moa (see --list)")
     variants = [parse_variant(spec) for spec in args.variants]
+    args.overrides = [*args.overrides, *config_overrides(args)]
     report = run_ablation(
         variants,
         args.out,

@@ -144,6 +144,17 @@ def add_workers_argument(
     )
 
 
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """``--device`` / ``--num-workers`` of the training commands as ``--set`` overrides
+    (``run.device``, ``data.num_workers``); unset flags leave the configuration's values."""
+    overrides = []
+    if getattr(args, "device", None):
+        overrides.append(f"run.device={args.device}")
+    if getattr(args, "num_workers", None) is not None:
+        overrides.append(f"data.num_workers={args.num_workers}")
+    return overrides
+
+
 def normalise_legacy_sizes(argv: Sequence[str]) -> list[str]:
     """Rewrite the old two-number spelling ``--input-size H W`` / ``--size H W`` as ``HxW``."""
     args = list(argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from moa_depthclip.cli.common import add_device_argument, add_workers_argument
+from moa_depthclip.cli.common import add_device_argument, add_workers_argument, config_overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,11 +70,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         quick=args.quick,
         clip=args.clip,
-        overrides=[
-            *args.overrides,
-            *([f"run.device={args.device}"] if args.device else []),
-            *([f"data.num_workers={args.num_workers}"] if args.num_workers is not None else []),
-        ],
+        overrides=[*args.overrides, *config_overrides(args)],
     )
     print()
     for name, metrics in result.metrics.items():

@@ -20,7 +20,7 @@ import logging
 import os
 from pathlib import Path
 
-from moa_depthclip.cli.common import add_device_argument, add_workers_argument
+from moa_depthclip.cli.common import add_device_argument, add_workers_argument, config_overrides
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -91,10 +91,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.clip:
         overrides.append(f"model.backbone.source={args.clip}")
-    if args.device:
-        overrides.append(f"run.device={args.device}")
-    if args.num_workers is not None:
-        overrides.append(f"data.num_workers={args.num_workers}")
+    overrides += config_overrides(args)
     config = build_config(args.preset, config_file, overrides)
     if args.print_config:
         print(config.to_yaml(), end="")
