@@ -12,6 +12,7 @@ from tiny_clip import tiny_clip_config
 from transformers import CLIPModel
 
 from moa_depthclip.cli.main import main
+from moa_depthclip.demo.report import readme_block
 from moa_depthclip.tokenizer import build_byte_level_clip_tokenizer
 
 
@@ -34,6 +35,9 @@ def test_quick_demo_writes_report(tmp_path: Path, capsys) -> None:
     assert abs_rel["low"] <= abs_rel["difference"] <= abs_rel["high"]
     assert abs_rel["verdict"] in report
     assert set(metrics["correlations"]) == {r["model"] for r in metrics["results"]}
+    block = readme_block([("moa-depthclip demo --quick", metrics)])  # what the README shows
+    assert "`moa-depthclip demo --quick` (random-init backbone; 10 optimizer steps" in block
+    assert "95 % CI" in block and f"{abs_rel['difference']:+.3f}" in block
     for index in range(4):
         with Image.open(out / f"panel_{index}.png") as panel:
             assert panel.width > 3 * panel.height  # image | GT | prediction | error

@@ -49,6 +49,15 @@ def write_report(
             "correlations": {name: vars(c) for name, c in correlations.items()},
             "steps": result.steps,
             "weights": weights,
+            "run": {
+                "seconds": seconds,
+                "train_seconds": result.seconds,
+                "threads": torch.get_num_threads(),
+                "batch_size": config.data.batch_size,
+                "render_size": list(config.data.render_size),
+                "train_scenes": config.data.train_scenes,
+                "test_scenes": len(test),
+            },
         },
     )
     panels = _panels(out_dir, model, test)
@@ -171,6 +180,52 @@ def reads_image_sentence(
     )
 
 
+def readme_block(measured: list[tuple[str, dict[str, Any]]]) -> str:
+    """The README's demo block from (command, ``metrics.json`` of that run) pairs, one section each."""
+    sections = []
+    for command, data in measured:
+        run = data.get("run", {})
+        results = data["results"]
+        model_name = results[0]["model"]
+        weights = (
+            "random-init backbone" if data["weights"] == "random" else f"pretrained CLIP `{data['weights']}`"
+        )
+        height, width = run.get("render_size", ["?", "?"])
+        lines = [
+            f"`{command}` ({weights}; {data['steps']} optimizer steps of batch {run.get('batch_size', '?')} at "
+            f"{height}x{width}, {run.get('seconds', 0) / 60:.1f} min in all on {run.get('threads', '?')} CPU "
+            f"thread(s); {run.get('test_scenes', '?')} held-out scenes):",
+            "",
+            "| model | δ1 ↑ | AbsRel ↓ | RMSE ↓ | scale r | structure r |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for result in results:
+            mean, c = result["mean"], data["correlations"][result["model"]]
+            lines.append(
+                f"| {result['model']} | {mean['delta1']:.3f} | {mean['abs_rel']:.3f} | {mean['rmse']:.3f} | "
+                f"{_number(c['scale'])} | {_number(c['structure'])} |"
+            )
+        comparisons = {
+            floor: {metric: PairedComparison(**values) for metric, values in by_metric.items()}
+            for floor, by_metric in data["comparisons"].items()
+        }
+        lines += [
+            "",
+            comparison_table(
+                [(model_name, floor, by_metric) for floor, by_metric in comparisons.items()]
+            ).strip(),
+            "",
+            reads_image_sentence(
+                model_name,
+                {name: DepthCorrelations(**c) for name, c in data["correlations"].items()},
+                comparisons,
+            ),
+            "",
+        ]
+        sections.append("\n".join(lines))
+    return "\n".join(sections)
+
+
 def _panels(out_dir: Path, model: torch.nn.Module, test: Dataset) -> list[str]:
     from moa_depthclip.inference.visualize import make_panel
     from moa_depthclip.model.prediction import predict_batch
@@ -215,4 +270,4 @@ def _number(value: Any) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.2f}"
 
 
-__all__ = ["correlation_table", "reads_image_sentence", "verdict_sentences", "write_report"]
+__all__ = ["correlation_table", "readme_block", "reads_image_sentence", "verdict_sentences", "write_report"]
