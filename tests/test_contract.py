@@ -21,6 +21,7 @@ from transformers import CLIPModel, CLIPTextConfig
 from moa_depthclip.baselines.constant import ConstantDepth
 from moa_depthclip.baselines.depthclip import DepthCLIP
 from moa_depthclip.baselines.layout_prior import LayoutPriorDepth
+from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
 from moa_depthclip.evaluation.protocol import synthetic_protocol
 from moa_depthclip.evaluation.runner import evaluate
 from moa_depthclip.model.contract import DepthModel, PretrainedDepthModel, model_card_renderer
@@ -85,18 +86,23 @@ def test_depthclip_loads_a_folder_written_by_the_previous_version(tmp_path) -> N
     from safetensors.torch import save_model
 
     model = _depthclip()
+    model.config.normalization = "clip"  # what every folder written before the option used
+    model.pixel_mean.copy_(torch.tensor(CLIP_MEAN).view(1, 3, 1, 1))
+    model.pixel_std.copy_(torch.tensor(CLIP_STD).view(1, 3, 1, 1))
+    previous = {k: v for k, v in model.config.to_dict().items() if k != "normalization"}
     meta = {
         "model_type": "depthclip",
         "backbone": "resnet",
         "source": "random",
         "is_random_init": True,
         "text_dim": RESNET_EMBED,
-        "depthclip": model.config.to_dict(),
+        "depthclip": previous,
         "encoder": {"resnet": TINY_RESNET.to_dict()},
     }
     (tmp_path / "config.json").write_text(json.dumps(meta, indent=2, default=str))
     save_model(model, str(tmp_path / "model.safetensors"))
     restored = DepthCLIP.from_pretrained(tmp_path)
+    assert restored.config.normalization == "clip"
     images = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(restored(images).depth, model(images).depth, rtol=0, atol=0)

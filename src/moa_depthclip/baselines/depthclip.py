@@ -284,7 +284,8 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
                 f"with the loader for that model (moa_depthclip.inference.loading.load_depth_model)"
             )
         if isinstance(depthclip, dict):
-            depthclip = DepthCLIPConfig.from_dict(depthclip)
+            # Folders saved before ``normalization`` existed were computed with CLIP's mean/std.
+            depthclip = DepthCLIPConfig.from_dict({"normalization": "clip", **depthclip})
         self.config = config = depthclip or DepthCLIPConfig()
         self.encoder, text_dim = _build_encoder(backbone, encoder or {}, config, text_dim)
         self.backbone = backbone
