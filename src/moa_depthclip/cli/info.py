@@ -55,6 +55,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_moa(config: ModelConfig, layers: list[int]) -> str:
+    """The MoA line: where, how many experts, what routes them (none for one plain adapter)."""
+    moa = config.moa
+    if not layers:
+        return "none (fine-tuning only)"
+    if moa.num_experts == 1:
+        return f"after blocks {layers}: one plain adapter (no router), rank {moa.rank}"
+    routed = moa.router_uses_context and config.context.mode != "none"
+    return (
+        f"after blocks {layers}: {moa.num_experts} experts, rank {moa.rank}, router sees "
+        f"{'token + context' if routed else 'token only'}, regulariser {moa.router_regularizer}"
+    )
+
+
 def format_report(config: ModelConfig, reports: list[dict[str, Any]], weights_loaded: bool = True) -> str:
     first = reports[0]
     if not weights_loaded:
@@ -65,8 +79,8 @@ def format_report(config: ModelConfig, reports: list[dict[str, Any]], weights_lo
     lines = [
         "MoA-DepthCLIP architecture",
         f"  backbone        CLIP ViT ({config.backbone.source}); weights: {weights}",
-        f"  MoA             after blocks {first['moa_layers']}: {config.moa.num_experts} experts, "
-        f"rank {config.moa.rank}, context-routed={config.moa.router_uses_context}",
+        f"  MoA             {_describe_moa(config, first['moa_layers'])}",
+        f"  decoder taps    blocks {first.get('tap_layers', first['moa_layers'])}",
         f"  unfrozen blocks {first['unfrozen_blocks']}",
         f"  context         {config.context.mode}, {len(config.context.templates) * len(config.context.words)} prompts",
         f"  head            {config.head.num_bins} {config.head.bin_spacing} bins over "
