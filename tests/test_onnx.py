@@ -49,6 +49,6 @@ def test_export_command_verifies(tmp_path, capsys):
     folder = tmp_path / "saved"
     tiny_depth_model().save_pretrained(folder)
     out = tmp_path / "model.onnx"
-    code = main(["export", "--onnx", str(out), "--model", str(folder), "--height", "64", "--width", "64"])
+    code = main(["export", "--onnx", str(out), "--model", str(folder), "--input-size", "64x64"])
     assert code == 0 and out.is_file()
     assert "max_rel_error" in capsys.readouterr().out

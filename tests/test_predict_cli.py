@@ -62,7 +62,7 @@ def test_glob_and_formats(saved, inputs, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(
         ["predict", str(inputs / "*.jpg"), "--model", str(saved), "--out", str(out), "--formats", "npy,color"]
-        + ["--input-size", "64", "96", "--flip"]
+        + ["--input-size", "64x96", "--flip"]
     )
     captured = capsys.readouterr()
     assert code == 0
