@@ -16,8 +16,8 @@
 through huggingface_hub's ``PyTorchModelHubMixin`` (config.json + model.safetensors), with strict
 loading and one-line errors (:class:`~moa_depthclip.model.hub.HubLoadingMixin`), and a model card
 from ``moa_depthclip.model_card.render_model_card(model)`` when that module is installed.
-MoA-DepthCLIP, DepthCLIP and the constant and layout-prior floors are ``PretrainedDepthModel``\\ s;
-the ONNX Runtime wrapper is a ``DepthModel``.
+MoA-DepthCLIP, DepthCLIP and the constant and layout-prior floors are pretrained depth models; the
+ONNX Runtime wrapper is a plain ``DepthModel``.
 """
 
 from __future__ import annotations

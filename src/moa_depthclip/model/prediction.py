@@ -153,6 +153,7 @@ def predict_depth(
     working resolution (aspect kept, multiples of 32; None = the image's own size rounded), or
     ``input_size=(H, W)`` fixes it; ``flip`` averages with the horizontally flipped prediction.
     Models with a fixed input size (``model.fixed_input_size``, e.g. a static ONNX graph) use it.
+    ``device`` moves a torch model there first (default: where it is); its training mode is restored.
     """
     single = not isinstance(images, (list, tuple))
     items = [images] if single else list(images)
