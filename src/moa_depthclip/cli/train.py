@@ -16,7 +16,6 @@ that already holds a run is never trained into without ``--resume`` (``--overwri
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 
@@ -105,8 +104,6 @@ def run(args: argparse.Namespace) -> int:
         from moa_depthclip.paths import writable_dir
 
         writable_dir(run_dir, "--out")
-    if not logging.getLogger().handlers:  # the trainer reports progress through logging
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from moa_depthclip.training.trainer import run_training
 
