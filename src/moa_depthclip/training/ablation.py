@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -262,6 +263,11 @@ def run_ablation(
     from moa_depthclip.training import distributed
     from moa_depthclip.training.trainer import Trainer
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(
+            "the ablation runs in one process, each variant on one device (run.device): "
+            "launch it without torchrun"
+        )
     if not variants:
         raise ConfigError("give at least one variant (e.g. --variant full --variant no-moa)")
     names = [v.name for v in variants]
