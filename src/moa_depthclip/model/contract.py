@@ -33,7 +33,7 @@ from torch import nn
 
 from moa_depthclip.model.hub import HubLoadingMixin
 from moa_depthclip.model.outputs import DepthOutput
-from moa_depthclip.model.prediction import ImageInput, predict_depth
+from moa_depthclip.model.prediction import DEFAULT_LONG_SIDE, ImageInput, predict_depth
 
 MODEL_CARD_MODULE = "moa_depthclip.model_card"
 # Writes the files transformers' pipeline needs beside a saved model (optional, a layer above).
@@ -60,10 +60,26 @@ class DepthModel(nn.Module):
         return False
 
     def predict(
-        self, images: ImageInput | Sequence[ImageInput], **options: Any
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        long_side: int | None = DEFAULT_LONG_SIDE,
+        input_size: tuple[int, int] | None = None,
+        flip: bool | None = None,
+        batch_size: int = 4,
+        device: str | torch.device | None = None,
     ) -> np.ndarray | list[np.ndarray]:
-        """Metric depth in metres at each image's original size; options as in ``predict_depth``."""
-        return predict_depth(self, images, **options)
+        """Metric depth (``float32`` (H, W) metres) at each image's original size, one array per
+        image (a list for a list). See :func:`~moa_depthclip.model.prediction.predict_depth`."""
+        return predict_depth(
+            self,
+            images,
+            long_side=long_side,
+            input_size=input_size,
+            flip=flip,
+            batch_size=batch_size,
+            device=device,
+        )
 
 
 class PretrainedDepthModel(
