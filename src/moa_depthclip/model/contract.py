@@ -112,13 +112,7 @@ class PretrainedDepthModel(
 
 def model_card_renderer() -> Callable[[nn.Module], str] | None:
     """``render_model_card(model) -> str`` from ``moa_depthclip.model_card``, if that module exists."""
-    try:
-        module = importlib.import_module(MODEL_CARD_MODULE)
-    except ModuleNotFoundError as error:
-        if error.name != MODEL_CARD_MODULE:
-            raise
-        return None
-    return getattr(module, "render_model_card", None)
+    return _optional_function(MODEL_CARD_MODULE, "render_model_card")
 
 
 def _optional_function(module_name: str, name: str) -> Callable[..., Any] | None:
