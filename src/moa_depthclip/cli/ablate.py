@@ -55,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluation protocol for every variant (default: the configuration's data.val_protocol)",
     )
     parser.add_argument(
+        "--input-size",
+        metavar="HxW",
+        help="model input size for the final scoring (default: the protocol's), e.g. 224x224",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="continue variants whose run folder exists from their last checkpoint (finished ones are re-scored)",
@@ -66,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from moa_depthclip.cli.common import parse_size
     from moa_depthclip.training.ablation import BUILTIN_VARIANTS, parse_variant, run_ablation
     from moa_depthclip.training.config import ConfigError
 
@@ -89,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         resume=args.resume,
         command=_command(args),
+        input_size=parse_size(args.input_size) if args.input_size else None,
     )
     print(report.markdown(), end="")
     print(f"written: {args.out}/ablation.md, {args.out}/ablation.json")
@@ -108,5 +115,7 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--set", *args.overrides]
     if args.protocol:
         parts += ["--protocol", args.protocol]
+    if args.input_size:
+        parts += ["--input-size", args.input_size]
     parts += ["--out", str(args.out)]
     return shlex.join(parts)

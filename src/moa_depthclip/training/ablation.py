@@ -251,12 +251,14 @@ def run_ablation(
     resume: bool = False,
     log: Callable[[str], None] = print,
     command: str | None = None,
+    input_size: tuple[int, int] | None = None,
 ) -> AblationReport:
     """Train and evaluate every variant, then write ``ablation.md`` and ``ablation.json`` in ``out_dir``.
 
     The first variant is the reference of the paired comparisons. ``protocol`` overrides the
-    validation protocol of the configuration (``data.val_protocol``). With ``resume`` a variant whose
-    run folder already exists continues from its last checkpoint (a finished one is only re-scored).
+    validation protocol of the configuration (``data.val_protocol``) and ``input_size`` the protocol's
+    model input size for the final scoring. With ``resume`` a variant whose run folder already exists
+    continues from its last checkpoint (a finished one is only re-scored).
     """
     from moa_depthclip.evaluation.protocol import get_protocol
     from moa_depthclip.evaluation.runner import evaluate
@@ -320,6 +322,7 @@ def run_ablation(
             get_protocol(protocol_name),
             device=trainer.device,
             progress=False,
+            input_size=input_size,
             model_name=variant.name,
         )
         report = trainer.model.parameter_report()
