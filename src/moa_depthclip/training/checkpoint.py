@@ -220,16 +220,19 @@ def holds_run(run_dir: str | Path) -> list[str]:
     return [name for name in RUN_ENTRIES if (run_dir / name).exists()]
 
 
-def prepare_run_dir(run_dir: str | Path, resume: str | None, overwrite: bool = False) -> None:
+def prepare_run_dir(
+    run_dir: str | Path, resume: str | None, overwrite: bool = False, delete: bool = True
+) -> None:
     """Refuse to start a new run over an existing one; ``overwrite`` deletes the old run first.
 
     A new run in a folder that holds one would mix them: metrics appended to the old curve, the old
     best/ replaced by a worse model, the old checkpoints kept while the new ones are pruned, so that
-    a later ``--resume auto`` resumes the old run.
+    a later ``--resume auto`` resumes the old run. Every process of a distributed run checks (so all
+    of them stop together); only the one with ``delete`` removes the old files.
     """
     run_dir = Path(run_dir)
     present = holds_run(run_dir)
-    if resume or not present:
+    if resume or not present or (overwrite and not delete):
         return
     if not overwrite:
         raise RunExistsError(

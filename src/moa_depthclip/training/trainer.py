@@ -547,8 +547,8 @@ def run_training(
     which deletes the old run first (see ``checkpoint.prepare_run_dir``).
     """
     try:
-        if int(os.environ.get("RANK", "0")) == 0:
-            ckpt.prepare_run_dir(run_dir, resume, overwrite)
+        # Every process checks before the process group forms, so that all stop on a refusal.
+        ckpt.prepare_run_dir(run_dir, resume, overwrite, delete=int(os.environ.get("RANK", "0")) == 0)
         return Trainer(config, run_dir, resume=resume, model=model).train()
     finally:
         distributed.teardown()
