@@ -24,10 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPConfig
 
-from moa_depthclip.clip_loading import download_hint, load_clip
+from moa_depthclip.clip_loading import check_text_features, download_hint, load_clip
 from moa_depthclip.config import BackboneConfig, ModelConfig
+from moa_depthclip.config_checks import check_config
 from moa_depthclip.data.transforms import CLIP_MEAN, CLIP_STD
-from moa_depthclip.errors import InputSizeError, WeightsNotFoundError
+from moa_depthclip.errors import ConfigError, InputSizeError, WeightsNotFoundError
 from moa_depthclip.model.backbone import CLIPViTBackbone
 from moa_depthclip.model.context import SceneContext, encode_prompt_bank, prompt_texts
 from moa_depthclip.model.contract import PretrainedDepthModel
@@ -60,6 +61,7 @@ class MoADepthCLIP(
         clip_config = _clip_config(config)
         vision = clip_config.vision_config
         num_layers = vision.num_hidden_layers
+        check_config(config)  # Literal values and ranges, one-line ConfigError naming the key
         _check_layers(config, num_layers)
 
         self.register_buffer("pixel_mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -128,7 +130,8 @@ class MoADepthCLIP(
         model = cls(config)
         model.backbone.load_from_clip(loaded.model)
         texts = prompt_texts(config.context.templates, config.context.words)
-        model.context.prompt_bank.copy_(encode_prompt_bank(loaded.model, loaded.tokenizer, texts))
+        bank = check_text_features(encode_prompt_bank(loaded.model, loaded.tokenizer, texts), loaded.source)
+        model.context.prompt_bank.copy_(bank)
         return model
 
     @property
@@ -231,16 +234,16 @@ def _check_layers(config: ModelConfig, num_layers: int) -> None:
     """Every MoA layer, tap and unfrozen block must exist and be able to change the output."""
     taps = config.decoder.tap_layers
     if not taps:
-        raise ValueError("model.decoder.tap_layers is empty: the decoder needs at least one tapped block")
+        raise ConfigError("model.decoder.tap_layers is empty: the decoder needs at least one tapped block")
     named = (("model.moa.layers", config.moa.layers), ("model.decoder.tap_layers", taps))
     named += (("model.backbone.unfrozen_blocks", config.backbone.unfrozen_blocks),)
     for setting, layers in named:
         for index in layers:
             if not 0 <= index < num_layers:
-                raise ValueError(f"{setting}: block {index} does not exist (the backbone has {num_layers})")
+                raise ConfigError(f"{setting}: block {index} does not exist (the backbone has {num_layers})")
     late = [index for index in config.moa.layers if index > max(taps)]
     if late:
-        raise ValueError(
+        raise ConfigError(
             f"model.moa.layers: block(s) {late} come after the last tapped block {max(taps)}, so they "
             "could not change the prediction; remove them or tap a later block (model.decoder.tap_layers)"
         )
