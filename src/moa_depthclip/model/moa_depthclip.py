@@ -2,7 +2,7 @@
 
     image --CLIP ViT-B/32 (frozen but blocks 8-11)--> tokens
           MoA after blocks 2, 5, 8, 11, routed with the global context vector
-          taps at the MoA layers --light decoder (+ context)--> dense features
+          taps at blocks 2, 5, 8, 11 --light decoder (+ context)--> dense features
           --hybrid head--> 128-bin expected depth, regression depth, blend --> metric depth
 
 Construction:
@@ -40,10 +40,10 @@ from moa_depthclip.model.outputs import DepthOutput
 
 @dataclass
 class EncodedImage:
-    taps: list[torch.Tensor]  # (B, 1 + h*w, D) after each MoA layer, shallow to deep
+    taps: list[torch.Tensor]  # (B, 1 + h*w, D) after each tapped block (and its MoA), shallow to deep
     context: torch.Tensor  # (B, D) global semantic context in the vision width
     grid: tuple[int, int]  # patch grid (h, w)
-    balance_loss: torch.Tensor  # mean MoA load-balancing loss (unweighted)
+    balance_loss: torch.Tensor  # mean MoA router regulariser (unweighted; 0 without routers)
     pixels: torch.Tensor  # the CLIP-normalised input image
 
 
@@ -163,7 +163,7 @@ class MoADepthCLIP(
         )
 
     def encode(self, images: torch.Tensor) -> EncodedImage:
-        """Backbone with MoA: the token maps after each MoA layer, the context vector, the grid."""
+        """Backbone with MoA: the token maps at each tapped block, the context vector, the grid."""
         if images.ndim != 4 or images.shape[1] != 3:
             raise InputSizeError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
         pixels = (images.to(self.pixel_mean.dtype) - self.pixel_mean) / self.pixel_std
