@@ -1,9 +1,21 @@
-"""PyTorch (eager, or compiled with ``--compile``) against ONNX Runtime (CPU) for the same MoA-DepthCLIP weights and input.
+"""PyTorch eager against ONNX Runtime (CPU) and the int8 runtimes, same MoA-DepthCLIP weights and input.
 
-The graph comes from the package's own exporter (``moa_depthclip.inference.export_onnx``), one
-dynamic-size graph for every input, as users get it. ONNX Runtime runs with all graph
-optimisations and as many intra-op threads as torch uses, so the comparison is thread-fair.
-Target: ONNX Runtime at least 1.3x the eager throughput.
+Candidates, timed round by round against PyTorch eager (``--compile``: compiled) in the same run:
+
+* ``onnxruntime``      - the package's export (``moa_depthclip.inference.export_onnx``), one
+  dynamic-size float32 graph, ONNX Runtime with every graph optimisation;
+* ``onnxruntime_fast`` - the ``onnx-fast`` backend: exported with explicit-matmul attention and
+  passed through ONNX Runtime's transformer fusions (fused Attention, SkipLayerNorm, BiasGelu,
+  QuickGelu), float32 (``moa_depthclip.inference.quantize``);
+* ``onnxruntime_int8`` - the ``onnx-int8`` backend: that graph with int8 dynamic quantisation of its
+  MatMul/Gemm weights;
+* ``torch_int8``       - the ``torch-int8`` backend: ``torch.ao`` dynamic quantisation of every
+  ``nn.Linear``.
+
+ONNX Runtime uses as many intra-op threads as torch, so the comparison is thread-fair. The float32
+graphs' agreement with PyTorch is measured (max abs difference); the int8 ones change the numerics,
+and their accuracy change is measured on trained weights by ``benchmarks/accuracy.py``.
+Target: float32 ONNX Runtime at least 1.3x the eager throughput at every size.
 """
 
 from __future__ import annotations
@@ -20,15 +32,15 @@ from benchmarks.common import (
     ModelSpec,
     Runtime,
     inference_context,
-    interleaved,
     log,
     onnxruntime_spinning,
     random_images,
-    speed_ratio,
-    summarise,
+    time_setting,
 )
 
 TARGET_SPEEDUP = 1.3
+GRAPHS = {"onnxruntime": "onnx", "onnxruntime_fast": "onnx-fast", "onnxruntime_int8": "onnx-int8"}
+FLOAT_GRAPHS = ("onnxruntime", "onnxruntime_fast")
 
 
 def onnx_session(path: Path, threads: int) -> Any:
@@ -54,65 +66,78 @@ def run_onnx(
     repeats: int,
     workdir: Path | None = None,
 ) -> dict[str, Any]:
-    """Eager vs ONNX Runtime records per (size, batch), plus the export time and graph size.
+    """Eager vs the ONNX Runtime and int8 candidates per (size, batch), plus export times and sizes.
 
-    ONNX Runtime is measured on the CPU only; with ``--device cuda`` the section is skipped (the
-    GPU figures are the eager/compiled ones).
+    Measured on the CPU only; with ``--device cuda`` the section is skipped (the GPU figures are
+    the eager/compiled ones).
     """
     if runtime.is_cuda:
-        return {"skipped": "ONNX Runtime is benchmarked on the CPU execution provider only", "records": []}
+        return {"skipped": "ONNX Runtime and int8 are benchmarked on the CPU only", "records": []}
     try:
         import onnxruntime  # noqa: F401
 
-        from moa_depthclip.inference.export_onnx import INPUT_NAME, OUTPUT_NAME, export_onnx
+        from moa_depthclip.inference.export_onnx import INPUT_NAME, OUTPUT_NAME
+        from moa_depthclip.inference.quantize import build_onnx, quantize_onnx, quantize_torch
     except ImportError as error:
         return {"skipped": f"ONNX export/runtime unavailable: {error}", "records": []}
 
     model = spec.build_moa().eval()
     eager = runtime.prepare(model)
+    int8 = quantize_torch(model)
+    graphs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as folder:
-        path = Path(folder) / "moa_depthclip.onnx"
-        height, width = sizes[0]
-        log(f"onnx: exporting at {height}x{width} (dynamic batch/height/width)")
-        export_seconds = _timed(lambda: export_onnx(model, path, height, width, dynamic=True))
-        graph_mb = path.stat().st_size / 2**20
-        session = onnx_session(path, runtime.threads)
+        sessions = {}
+        paths = {name: Path(folder) / f"{backend}.onnx" for name, backend in GRAPHS.items()}
+        for name, backend in GRAPHS.items():
+            log(f"onnx: building the {backend} graph (dynamic batch/height/width)")
+            if backend == "onnx-int8":  # = the fused graph, quantised: reuse the one just built
+                build = lambda name=name: quantize_onnx(paths["onnxruntime_fast"], paths[name])  # noqa: E731
+            else:
+                build = lambda name=name, backend=backend: build_onnx(model, backend, paths[name])  # noqa: E731
+            seconds = _timed(build)
+            graphs[name] = {
+                "backend": backend,
+                "build_seconds": seconds,
+                "mb": paths[name].stat().st_size / 2**20,
+            }
+            sessions[name] = onnx_session(paths[name], runtime.threads)
         records = []
         for height, width in sizes:
             for batch in batches:
                 images = random_images(batch, height, width, runtime.device)
                 array = np.ascontiguousarray(images.numpy())
                 log(f"onnx {height}x{width} batch {batch}")
-                with inference_context(runtime):
-                    eager_depth = eager(images).depth
-                    ort_depth = session.run([OUTPUT_NAME], {INPUT_NAME: array})[0]
-                    samples = interleaved(
-                        {
-                            "torch": lambda images=images: eager(images),
-                            "onnxruntime": lambda array=array: session.run(
-                                [OUTPUT_NAME], {INPUT_NAME: array}
-                            ),
-                        },
-                        warmup,
-                        repeats,
+                candidates: dict[str, Callable[[], Any]] = {"torch": lambda images=images: eager(images)}
+                for name, session in sessions.items():
+                    candidates[name] = lambda session=session, array=array: session.run(
+                        [OUTPUT_NAME], {INPUT_NAME: array}
                     )
-                ratio = speed_ratio(samples["torch"], samples["onnxruntime"])
+                candidates["torch_int8"] = lambda images=images: int8(images)
+                with inference_context(runtime):
+                    reference = eager(images).depth.float().numpy()
+                errors = {
+                    name: float(
+                        np.abs(sessions[name].run([OUTPUT_NAME], {INPUT_NAME: array})[0] - reference).max()
+                    )
+                    for name in FLOAT_GRAPHS
+                }
+                timed = time_setting(candidates, runtime, warmup, repeats, batch, baseline="torch")
+                fast = timed.ratios["onnxruntime_fast"]
                 records.append(
                     {
                         "size": [height, width],
                         "batch": batch,
                         "tokens": spec.tokens(height, width),
-                        "torch": summarise(samples["torch"], batch),
-                        "onnxruntime": summarise(samples["onnxruntime"], batch),
-                        "speedup": ratio,
-                        "max_abs_error_m": float(np.abs(ort_depth - eager_depth.float().numpy()).max()),
+                        **timed.summaries,
+                        "speedup": timed.ratios,
+                        "max_abs_error_m": errors,
                         "target": TARGET_SPEEDUP,
-                        "meets_target": ratio["median"] >= TARGET_SPEEDUP,
+                        "meets_target": max(fast["median"], timed.ratios["onnxruntime"]["median"])
+                        >= TARGET_SPEEDUP,
                     }
                 )
     return {
-        "export_seconds": export_seconds,
-        "graph_mb": graph_mb,
+        "graphs": graphs,
         "onnxruntime_options": {
             "graph_optimization_level": "ORT_ENABLE_ALL",
             "intra_op_num_threads": runtime.threads,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from moa_depthclip.cli.common import add_device_argument, add_size_argument, add_tokenizer_argument
 from moa_depthclip.errors import UserFacingError
+from moa_depthclip.inference.quantize import BACKENDS
 from moa_depthclip.model.contract import DepthModel
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -39,7 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="model spec (see `load_depth_model`) or an .onnx file")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument(
-        "--backend", choices=("torch", "onnx"), default=None, help="default: onnx for .onnx files, else torch"
+        "--backend",
+        choices=BACKENDS,
+        default=None,
+        help="default: onnx for .onnx files, else torch; onnx-fast (fused ONNX Runtime graph) and the int8 "
+        "backends are faster on a CPU, the int8 ones with slightly different numbers (docs/benchmarks.md)",
     )
     parser.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     parser.add_argument(
@@ -148,14 +153,10 @@ def _intrinsics(args: argparse.Namespace) -> object | None:
 def load_backend(
     spec: str, backend: str | None, device: str, tokenizer_source: str | None = None
 ) -> DepthModel:
-    """The model to predict with: a torch model from ``load_depth_model`` or an ONNX Runtime session."""
-    if backend == "onnx" or (backend is None and spec.lower().endswith(".onnx")):
-        from moa_depthclip.inference.export_onnx import OnnxDepthModel
+    """The model to predict with, served by ``backend`` (see ``moa_depthclip.inference.quantize``)."""
+    from moa_depthclip.inference.quantize import load_backend as load_runtime
 
-        return OnnxDepthModel(spec)
-    from moa_depthclip.inference.loading import load_depth_model
-
-    return load_depth_model(spec, device=device, tokenizer_source=tokenizer_source)
+    return load_runtime(spec, backend, device, tokenizer_source=tokenizer_source)
 
 
 RANDOM_BANNER = (
