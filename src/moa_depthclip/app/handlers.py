@@ -177,7 +177,9 @@ def estimate(
         done += 1
     header = f"Processed {done} of {len(paths)} image(s) with {names[0]}"
     header += f", compared with {names[1]}." if len(names) > 1 else "."
-    result.message = "\n".join([header, *lines])
+    warnings = [line for line in lines if not line.startswith("- ")]
+    items = [line for line in lines if line.startswith("- ")]
+    result.message = "\n\n".join([header, *warnings, "\n".join(items)]).strip()
     return result
 
 

@@ -8,6 +8,7 @@ gallery of panels (image | coloured depth with a colour bar in metres, per model
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,7 +77,13 @@ def build_app(model_specs: Sequence[str], device: str = "cpu", out_root: str | N
                     slider = gr.ImageSlider(label="image | depth (drag to compare)", elem_id="slider")
                 else:
                     slider = gr.Image(label="depth", elem_id="slider")
-                gallery = gr.Gallery(label="image | depth (m)", columns=1, elem_id="panels", height="auto")
+                gallery = gr.Gallery(
+                    label="image | depth (m), per image and model",
+                    columns=1,
+                    object_fit="contain",
+                    height=420,
+                    elem_id="panels",
+                )
                 downloads = gr.File(label="downloads: 16-bit PNG (mm), .npy (m), .ply", elem_id="downloads")
         button.click(run, [files, model, compare, cmap], [message, slider, gallery, downloads])
     return page
@@ -93,6 +100,9 @@ def launch(
     """Start the page on ``host:port`` (localhost by default); returns the Blocks."""
     page = build_app(model_specs, device)
     page.queue(default_concurrency_limit=1)
+    options: dict[str, Any] = {"footer_links": []}  # Gradio 6; older versions have show_api instead
+    accepted = inspect.signature(page.launch).parameters
+    options = {key: value for key, value in options.items() if key in accepted}
     page.launch(
         server_name=host,
         server_port=port,
@@ -100,6 +110,6 @@ def launch(
         prevent_thread_lock=not block,
         show_error=False,
         quiet=not block,
-        footer_links=[],
+        **options,
     )
     return page
