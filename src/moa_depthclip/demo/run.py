@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from moa_depthclip.config import DEFAULT_CLIP
 from moa_depthclip.evaluation.runner import EvalResult
 from moa_depthclip.evaluation.statistics import DepthCorrelations, PairedComparison
+from moa_depthclip.training.checkpoint import prepare_run_dir
 from moa_depthclip.training.config import TrainConfig, build_config, load_yaml, preset_path
 from moa_depthclip.training.trainer import Trainer
 
@@ -145,6 +146,8 @@ def run_demo(
         for index in range(len(dataset)):
             dataset[index]  # fills the in-memory cache
 
+    # The demo owns DIR/run: a rerun replaces the previous run instead of mixing with its checkpoints.
+    prepare_run_dir(out_dir / "run", resume=None, overwrite=True)
     trainer = Trainer(config, out_dir / "run", log=log, datasets=datasets)
     time_limit = None
     if steps is None and minutes is not None and not quick:
