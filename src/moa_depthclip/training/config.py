@@ -8,6 +8,7 @@ and the result is written to ``RUN_DIR/train_config.yaml`` so that the run can b
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -228,7 +229,7 @@ def build_config(
         data = merge(data, loaded)
     data = apply_overrides(data, overrides or [])
     config = TrainConfig.from_dict(data)
-    _check_types(config)
+    _whole_numbers_as_int(config)
     check_config(config)
     return config
 
@@ -241,25 +242,19 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def _check_types(config: Any, prefix: str = "") -> None:
-    """Catch overrides of the wrong kind (``optim.lr=abc``) before they fail deep in the run."""
+def _whole_numbers_as_int(config: Any) -> None:
+    """``3.0`` -> ``3`` for integer fields (YAML and ``1e3``-style overrides give floats); every other
+    check of types and ranges is ``config_checks.check_config``'s."""
+    hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        name = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
-            _check_types(value, f"{name}.")
+            _whole_numbers_as_int(value)
             continue
-        default = getattr(type(config)(), f.name)
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{name} must be true or false, got {value!r}")
-        elif isinstance(default, (int, float)) and not isinstance(default, bool):
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                raise ConfigError(f"{name} must be a number, got {value!r}")
-            if isinstance(default, int) and isinstance(value, float):
-                if not value.is_integer():
-                    raise ConfigError(f"{name} must be an integer, got {value!r}")
-                setattr(config, f.name, int(value))
+        annotation = hints.get(f.name)
+        is_int = annotation is int or int in typing.get_args(annotation)  # int or int | None
+        if is_int and isinstance(value, float) and value.is_integer():
+            setattr(config, f.name, int(value))
 
 
 def _plain(value: Any) -> Any:
