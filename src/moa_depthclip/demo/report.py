@@ -223,7 +223,12 @@ def readme_block(measured: list[tuple[str, dict[str, Any]]]) -> str:
             "",
         ]
         sections.append("\n".join(lines))
-    return "\n".join(sections)
+    footer = (
+        "Numbers vary from machine to machine: the demo trains for a wall-clock budget (`--minutes`; "
+        "`--steps N` fixes the step count instead). This block is written by "
+        "`python scripts/update_readme_demo.py`, which runs the commands above.\n"
+    )
+    return "\n".join(sections) + footer
 
 
 def _panels(out_dir: Path, model: torch.nn.Module, test: Dataset) -> list[str]:
