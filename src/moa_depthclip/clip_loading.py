@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -175,13 +176,24 @@ def go_offline_if_hub_unreachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> boo
     endpoint = urlsplit(constants.ENDPOINT)
     host = endpoint.hostname or "huggingface.co"
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
+    outcome: dict[str, BaseException | bool] = {}
+
+    def connect() -> None:  # in a thread: a hanging DNS lookup is not bounded by the socket timeout
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            outcome["reached"] = True
+        except OSError as error:
+            outcome["error"] = error
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout_s + 0.5)
+    if outcome.get("reached"):
         return False
-    except OSError as error:
-        logger.warning("cannot reach %s (%s): using only the local Hugging Face cache", host, error)
-        constants.HF_HUB_OFFLINE = True
-        return True
+    reason = outcome.get("error", f"no answer within {timeout_s:g} s")
+    logger.warning("cannot reach %s (%s): using only the local Hugging Face cache", host, reason)
+    constants.HF_HUB_OFFLINE = True
+    return True
 
 
 def _from_pretrained(source: str) -> CLIPModel:
