@@ -30,6 +30,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from benchmarks.common import BenchmarkError, ModelSpec, Runtime, environment, log, parse_size, tiny_spec
+from benchmarks.data_loading import compare_with_training, run_data_loading
+from benchmarks.data_loading import to_markdown as data_markdown
 from benchmarks.depthclip_speed import run_depthclip
 from benchmarks.inference import TARGET_RATIO, run_inference, scaling
 from benchmarks.onnx_runtime import TARGET_SPEEDUP, run_onnx
@@ -37,7 +39,7 @@ from benchmarks.peers import PEERS, plot_speed_accuracy, run_peers
 from benchmarks.peers import to_markdown as peers_markdown
 from benchmarks.training_step import run_training
 
-SECTIONS = ("peers", "inference", "onnx", "training", "depthclip")
+SECTIONS = ("peers", "inference", "onnx", "training", "data", "depthclip")
 Size = tuple[int, int]
 
 
@@ -56,6 +58,9 @@ class Plan:
     peers_models: list[str] = field(default_factory=lambda: list(PEERS))
     peers_sizes: list[Size] = field(default_factory=lambda: [(416, 544), (224, 224)])
     peers_batches: list[int] = field(default_factory=lambda: [1, 4, 8])
+    data_frames: int = 16
+    data_size: Size = (480, 640)
+    data_render_sizes: list[Size] = field(default_factory=lambda: [(240, 320), (480, 640)])
     warmup: int = 1
     repeats: int = 3
     memory: bool = True
@@ -87,6 +92,9 @@ class Plan:
             peers_models=["moa_depthclip", "clip_vision", "glpn"],
             peers_sizes=[(64, 96)],
             peers_batches=[1, 2],
+            data_frames=2,
+            data_size=(64, 96),
+            data_render_sizes=[(32, 48)],
             repeats=1,
             warmup=0,
         )
@@ -129,6 +137,12 @@ def run(
         results["training"] = run_training(
             spec, runtime, plan.training_sizes, plan.training_batch, warmup, plan.repeats, plan.memory
         )
+    if "data" in sections:
+        crop = (plan.data_size[0] * 13 // 15, plan.data_size[1] * 17 // 20)  # 416x544 of 480x640
+        results["data"] = run_data_loading(
+            plan.data_frames, plan.repeats, plan.data_size, tuple(plan.data_render_sizes), crop, workdir
+        )
+        compare_with_training(results["data"], results.get("training"))
     if "depthclip" in sections:
         results["depthclip"] = run_depthclip(
             spec, runtime, plan.depthclip_sizes, plan.depthclip_batches, warmup, plan.repeats
@@ -304,6 +318,8 @@ def to_markdown(results: dict[str, Any], command: str = "") -> str:
                 f"{_ratio(r['speedup_vs_full'])} " + memory
             )
         lines.append("")
+    if results.get("data"):
+        lines += data_markdown(results["data"])
     if results.get("depthclip"):
         lines += [
             "## DepthCLIP zero-shot (random weights, no flip)",

@@ -65,8 +65,32 @@ def test_run_all_tiny_writes_json_and_markdown(tmp_path):
 
     onnx = results["onnx"]
     assert onnx["records"] and onnx["onnxruntime_options"]["intra_op_num_threads"] == 1
+    assert set(onnx["graphs"]) == {"onnxruntime", "onnxruntime_fast", "onnxruntime_int8"}
     for record in onnx["records"]:
-        assert _positive(record["speedup"]["median"]) and record["max_abs_error_m"] < 1e-3
+        for name in ("onnxruntime", "onnxruntime_fast", "onnxruntime_int8", "torch_int8"):
+            assert _positive(record["speedup"][name]["median"])
+        assert max(record["max_abs_error_m"].values()) < 1e-3  # the float32 graphs agree with PyTorch
+
+    peers = results["peers"]
+    assert peers["reference"] == "moa_depthclip" and peers["models"]["moa_depthclip"]["ours"]
+    assert peers["models"]["glpn"]["published_nyu"]["delta1"] > 0
+    assert all(info["parameters"] > 0 for info in peers["models"].values())
+    settings = {(tuple(r["size"]), r["batch"]) for r in peers["records"]}
+    assert settings == {((64, 96), 1), ((64, 96), 2)}
+    for record in peers["records"]:
+        models = record["models"]
+        assert models["moa_depthclip"]["latency_vs_ours"]["median"] == 1.0
+        if record["batch"] > 1:  # GLPN is benchmarked at batch 1 only
+            assert "glpn" not in models
+        for values in models.values():
+            assert _positive(values["latency_ms"]["median"]) and values["memory"]["peak_mib"] > 0
+    assert (tmp_path / "speed_accuracy.png").stat().st_size > 0
+
+    data = results["data"]
+    assert {"nyu_mat", "nyu_sync"} <= set(data["readers"])
+    for record in data["readers"].values():
+        assert _positive(record["images_per_second"]["median"])
+        assert set(record["vs_training_step"]) == {"64x64"}
 
     for record in results["training"]:
         assert record["moa"]["trainable_parameters"] < record["full"]["trainable_parameters"]
@@ -86,5 +110,25 @@ def test_run_all_tiny_writes_json_and_markdown(tmp_path):
         "## PyTorch vs ONNX Runtime",
         "## Training step",
         "## DepthCLIP",
+        "## Peers",
+        "## Data loading",
     ):
         assert heading in markdown
+
+
+def test_accuracy_tiny_writes_paired_comparisons(tmp_path):
+    from benchmarks.accuracy import main as accuracy_main
+
+    results = accuracy_main(
+        ["--tiny", "--steps", "2", "--test-scenes", "3", "--threads", "1", "--out", str(tmp_path)]
+    )
+    on_disk = json.loads((tmp_path / "accuracy.json").read_text())
+    assert on_disk["steps"] == 2 and set(on_disk["designs"]) == {"stride4 (default)", "stride8"}
+    assert set(results["design_comparison"]) == {"abs_rel", "delta1", "rmse"}
+    backends = results["int8"]["backends"]
+    assert set(backends) == {"torch-int8", "onnx", "onnx-int8"}
+    # float32 ONNX Runtime scores what PyTorch scores; int8 may differ, but only a little.
+    assert abs(backends["onnx"]["vs_float32"]["abs_rel"]["difference"]) < 1e-4
+    for values in backends.values():
+        assert values["vs_float32"]["abs_rel"]["images"] == 3
+    assert "## Accuracy" in (tmp_path / "accuracy.md").read_text()

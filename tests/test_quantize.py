@@ -64,7 +64,9 @@ def test_onnx_int8_graph_runs_any_size_and_stays_close(model, images, tmp_path):
 
 
 def test_plain_attention_is_restored(model):
-    configs = [m.config for m in model.modules() if hasattr(getattr(m, "config", None), "_attn_implementation")]
+    configs = [
+        m.config for m in model.modules() if hasattr(getattr(m, "config", None), "_attn_implementation")
+    ]
     before = [c._attn_implementation for c in configs]
     with plain_attention(model):
         assert {c._attn_implementation for c in configs} == {"eager"}
