@@ -103,7 +103,11 @@ def test_run_all_tiny_writes_json_and_markdown(tmp_path):
         for name in ("depthclip_vit", "depthclip_rn50"):
             assert _positive(record[name]["throughput_ratio_vs_clip_vision"]["median"])
 
-    assert set(results["targets"]) == {"moa_vs_clip_vision_throughput", "onnxruntime_vs_torch"}
+    assert set(results["targets"]) == {
+        "moa_vs_clip_vision_throughput",
+        "moa_stride8_vs_clip_vision_throughput",
+        "onnxruntime_vs_torch",
+    }
     for heading in (
         "## Inference",
         "## Scaling",
