@@ -309,10 +309,13 @@ def _dpt_hybrid_call(model: nn.Module, images: torch.Tensor) -> Any:
 # worker: one model, driven over stdin/stdout one JSON line at a time
 
 
-def worker(name: str, tiny: bool, device: str, threads: int) -> None:
-    """Build ``name`` and answer the driver's requests until it says ``quit``."""
-    dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    runtime = Runtime(device=device, dtype=dtype, threads=threads)
+def worker(name: str, tiny: bool, device: str, threads: int, dtype: str, compile: bool = False) -> None:
+    """Build ``name`` and answer the driver's requests until it says ``quit``.
+
+    The runtime is the driver's: device, dtype (bf16 autocast on CUDA by default), threads and
+    ``torch.compile``; transformers' models run their default (SDPA) attention.
+    """
+    runtime = Runtime(device=device, dtype=dtype, threads=threads, compile=compile)
     model, call = build_peer(name, tiny)
     parameters = sum(p.numel() for p in model.parameters())
     model = runtime.prepare(model)
@@ -357,7 +360,8 @@ class WorkerProcess:
     def __init__(self, name: str, runtime: Runtime, tiny: bool) -> None:
         self.name = name
         command = [sys.executable, "-m", "benchmarks.peers", "--worker", name, "--device", runtime.device]
-        command += ["--threads", str(runtime.threads)] + (["--tiny"] if tiny else [])
+        command += ["--threads", str(runtime.threads), "--dtype", runtime.dtype]
+        command += (["--tiny"] if tiny else []) + (["--compile"] if runtime.compile else [])
         environment = dict(os.environ)
         environment["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(REPO_ROOT), environment.get("PYTHONPATH")])
@@ -601,11 +605,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--compile", action="store_true")
     parser.add_argument("--plot", type=Path, help="results.json with a peers section: draw the figure")
     parser.add_argument("--figure", type=Path, default=REPO_ROOT / "docs/images/speed_accuracy.png")
     args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.tiny, args.device, args.threads)
+        worker(args.worker, args.tiny, args.device, args.threads, args.dtype, args.compile)
     elif args.plot:
         results = json.loads(args.plot.read_text(encoding="utf-8"))
         written = plot_speed_accuracy(results["peers"], args.figure)
