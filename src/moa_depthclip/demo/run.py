@@ -34,7 +34,7 @@ from moa_depthclip.training.trainer import Trainer
 # Share of a wall-clock budget given to optimizer steps; the rest is start-up, rendering the
 # scenes, evaluation, saving and the report.
 TRAIN_SHARE = 0.75
-TEST_SCENES = 48
+TEST_SCENES = 128
 # AdamW, clipping and augmentation add to a timed forward + backward (measured ~1.1-1.3x).
 STEP_OVERHEAD = 1.2
 COMPARED_METRICS = ("abs_rel", "delta1")
