@@ -2,6 +2,7 @@
 
     python scripts/make_readme_figures.py                        # runs `moa-depthclip demo` (4 minutes)
     python scripts/make_readme_figures.py --demo-dir demo_output  # reuse a finished demo's output
+    python scripts/make_readme_figures.py --run runs/synthetic    # a finished synthetic-scenes run
     python scripts/make_readme_figures.py --app                   # also the web app's screenshot
 
 Writes into ``docs/images`` (``--out``):
@@ -48,6 +49,35 @@ def make_figures(
     return written
 
 
+def figures_from_run(out: Path, run_dir: Path, count: int = 4) -> dict[str, Path]:
+    """The same figures from a finished training run on the synthetic scenes (``moa-depthclip train``
+    with ``data.dataset=synthetic``): its best model on held-out test scenes, its metrics.jsonl.
+
+    Drawn by the demo report's own figure writers, so that both look the same."""
+    import tempfile
+
+    from moa_depthclip.data.synthetic import SyntheticScenes
+    from moa_depthclip.demo.report import _curve, _panels
+    from moa_depthclip.inference.loading import load_depth_model
+    from moa_depthclip.training.config import build_config
+
+    config = build_config(config_file=run_dir / "train_config.yaml")
+    if config.data.dataset != "synthetic":
+        raise SystemExit(
+            f"{run_dir} was trained on {config.data.dataset}; --run needs a synthetic-scenes run"
+        )
+    height, width = config.data.render_size
+    test = SyntheticScenes(count, height, width, config.data.synthetic_seed, "test")
+    model = load_depth_model(str(run_dir))
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        _panels(Path(tmp), model, test)
+        shutil.copyfile(Path(tmp) / "panel_0.png", out / "demo_panel.png")
+    if _curve(run_dir / "metrics.jsonl", out / "training_curve.png") is None:
+        raise SystemExit(f"{run_dir / 'metrics.jsonl'} has fewer than two training-loss records")
+    return {"demo_panel.png": out / "demo_panel.png", "training_curve.png": out / "training_curve.png"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -64,14 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--app", action="store_true", help="also take the web app's screenshot (needs Chromium)"
     )
+    parser.add_argument("--run", type=Path, help="use a finished synthetic-scenes training run instead")
     args = parser.parse_args(argv)
     demo_dir = args.demo_dir or args.out / ".demo"
-    written = make_figures(args.out, demo_dir, args.minutes, args.quick, args.steps)
+    if args.run:
+        written = figures_from_run(args.out, args.run)
+        model = args.run / "best"
+    else:
+        written = make_figures(args.out, demo_dir, args.minutes, args.quick, args.steps)
+        model = demo_dir / "run" / "best"
     if args.app:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import browser_check
 
-        model = demo_dir / "run" / "best"
         status = browser_check.main(["--model", str(model), "--screenshot", str(args.out / "app.png")])
         if status != 0:
             return status

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from tiny_clip import tiny_model_config
 
-from moa_depthclip.app.handlers import MAX_PIXELS, ModelCache, estimate, model_entries
+from moa_depthclip.app.handlers import MAX_PIXELS, ModelCache, estimate, model_entries, stack_panels
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
 
 
@@ -74,6 +74,9 @@ def test_comparison_doubles_the_panels(
     result = estimate(photos[:1], cache, model_dir, compare_spec="constant:2.0", out_root=tmp_path)
     assert len(result.panels) == 2 and "compared with constant depth 2.0 m" in result.message
     assert "constant depth" in result.panels[1][1]
+    sheet = stack_panels(result.panels)
+    assert sheet.shape[0] > result.panels[0][0].shape[0] + result.panels[1][0].shape[0]
+    assert stack_panels([]) is None
 
 
 def test_bad_uploads_are_messages_not_crashes(

@@ -146,7 +146,9 @@ def estimate(
     for label, loaded in zip(names, (model, other), strict=False):
         if getattr(loaded, "is_random_init", False):
             lines.append(
-                f"**Warning:** {label}: the backbone has RANDOM weights, so its depth means nothing."
+                f"**Warning:** {label}: its CLIP backbone started from RANDOM weights (no pretrained "
+                "CLIP). Untrained, its depth is meaningless; trained, it is far weaker than a model "
+                "started from pretrained CLIP."
             )
 
     out_dir = Path(tempfile.mkdtemp(prefix="moa-depthclip-app-", dir=out_root))
@@ -181,6 +183,20 @@ def estimate(
     items = [line for line in lines if line.startswith("- ")]
     result.message = "\n\n".join([header, *warnings, "\n".join(items)]).strip()
     return result
+
+
+def stack_panels(panels: Sequence[tuple[np.ndarray, str]], gap: int = 12, top: int = 0) -> np.ndarray | None:
+    """All panels in one picture, top to bottom, on white (one image element shows every result);
+    ``top`` white rows first (room for the page's label over the picture)."""
+    if not panels:
+        return None
+    width = max(panel.shape[1] for panel, _ in panels)
+    rows = [np.full((top, width, 3), 255, np.uint8)]
+    for panel, _ in panels:
+        padded = np.full((panel.shape[0] + gap, width, 3), 255, np.uint8)
+        padded[: panel.shape[0], : panel.shape[1]] = panel
+        rows.append(padded)
+    return np.concatenate(rows, axis=0)[:-gap]
 
 
 def _predict(model: Any, image: np.ndarray) -> np.ndarray:

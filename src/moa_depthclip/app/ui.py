@@ -2,8 +2,8 @@
 
 Layout: upload (one or several images) | model, optional second model to compare, colour map |
 "Estimate depth" -> a message (what ran, warnings, skipped uploads), a comparison slider (image vs
-coloured depth of the first image; side by side where the installed Gradio has no ImageSlider), a
-gallery of panels (image | coloured depth with a colour bar in metres, per model) and the downloads.
+coloured depth of the first image; the depth alone where the installed Gradio has no ImageSlider),
+the panels (image | coloured depth with a colour bar in metres, per model) and the downloads.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from moa_depthclip.app.handlers import AppResult, ModelCache, estimate, model_entries
+from moa_depthclip.app.handlers import AppResult, ModelCache, estimate, model_entries, stack_panels
 from moa_depthclip.inference.visualize import DEFAULT_CMAP, SUGGESTED_COLORMAPS
 
 NO_COMPARISON = "(none)"
@@ -39,13 +39,13 @@ def build_app(model_specs: Sequence[str], device: str = "cpu", out_root: str | N
             out_root=out_root,
             labels=labels,
         )
-        gallery = [(panel, caption) for panel, caption in result.panels]
+        sheet = stack_panels(result.panels, top=28)  # room for the label drawn over the image
         slider = result.slider
         if has_slider:
             slider_value = slider
         else:
             slider_value = None if slider is None else slider[1]
-        return result.message, slider_value, gallery, result.files or None
+        return result.message, slider_value, sheet, result.files or None
 
     has_slider = hasattr(gr, "ImageSlider")
     with gr.Blocks(title=TITLE) as page:
@@ -77,15 +77,11 @@ def build_app(model_specs: Sequence[str], device: str = "cpu", out_root: str | N
                     slider = gr.ImageSlider(label="image | depth (drag to compare)", elem_id="slider")
                 else:
                     slider = gr.Image(label="depth", elem_id="slider")
-                gallery = gr.Gallery(
-                    label="image | depth (m), per image and model",
-                    columns=1,
-                    object_fit="contain",
-                    height=420,
-                    elem_id="panels",
+                panels = gr.Image(
+                    label="image | depth (m), per image and model", elem_id="panels", interactive=False
                 )
                 downloads = gr.File(label="downloads: 16-bit PNG (mm), .npy (m), .ply", elem_id="downloads")
-        button.click(run, [files, model, compare, cmap], [message, slider, gallery, downloads])
+        button.click(run, [files, model, compare, cmap], [message, slider, panels, downloads])
     return page
 
 
