@@ -97,3 +97,6 @@ def test_finetune_on_folder(moa_dir: Path, tmp_path: Path) -> None:
     )
     model = MoADepthCLIP.from_pretrained(best)
     assert model.predict(np.zeros((64, 64, 3), np.uint8)).shape == (64, 64)
+    card = (best.parent / "final" / "README.md").read_text()  # the trainer tells the card what it did
+    assert "- **Data**: folder" in card and "- **Optimizer steps**: 2" in card
+    assert "on the validation split, during training" in card and "| this checkpoint |" in card

@@ -402,6 +402,7 @@ class Trainer:
         )
         if better:
             self.best = {"metric": name, "value": value, "step": self.step, "metrics": metrics}
+            self.model.model_card_info = self._card_info(metrics)
             save_model_folder(self.model, self.run_dir / "best")
             ckpt.atomic_write_text(self.run_dir / "best.json", json.dumps(self.best, indent=2) + "\n")
 
@@ -431,10 +432,29 @@ class Trainer:
         distributed.barrier(self.dist)
         return path
 
+    def _card_info(self, metrics: dict[str, float] | None) -> dict[str, Any]:
+        """What the saved model's card (``moa_depthclip.model_card``) says about its training."""
+        data = self.config.data
+        training = {
+            "dataset": data.dataset,
+            "steps": self.step,
+            "batch_size": data.batch_size * self.dist.world_size * self.config.optim.accumulation_steps,
+            "crop_size": list(data.crop_size) if data.crop_size else "full image",
+            "run_folder": self.run_dir.name,
+        }
+        info: dict[str, Any] = {"training": training}
+        if metrics:
+            info["evaluation"] = {
+                "protocol": f"`{data.val_protocol}` on the validation split, during training",
+                "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+            }
+        return info
+
     def _finish(self) -> None:
         self._validate()
         self.save_checkpoint()
         if self.dist.is_main:
+            self.model.model_card_info = self._card_info(self.last_validation)
             save_model_folder(self.model, self.run_dir / "final")
             if self.best is None:  # no usable validation: the final model is the best we have
                 save_model_folder(self.model, self.run_dir / "best")
