@@ -38,7 +38,7 @@ def main() -> int:
     runs = [("moa-depthclip demo", ["--out", "demo_output"], ROOT / "demo_output")]
     if args.long_minutes > 0:
         minutes = f"{args.long_minutes:g}"
-        out = f"demo_output_{minutes}min"
+        out = f"demo_output/longer_{minutes}min"
         runs.append(
             (f"moa-depthclip demo --minutes {minutes}", ["--minutes", minutes, "--out", out], ROOT / out)
         )

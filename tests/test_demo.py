@@ -51,8 +51,13 @@ def test_quick_demo_uses_given_clip_weights(tmp_path: Path, capsys) -> None:
     CLIPModel(tiny_clip_config()).save_pretrained(tmp_path / "clip")
     build_byte_level_clip_tokenizer(tmp_path / "clip")
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--clip", str(tmp_path / "clip"), "--out", str(out), "--steps", "2"]) == 0
+    assert main(["demo", "--quick", "--out", str(out), "--steps", "3", "--set", "run.log_every=1"]) == 0
+    # a second demo into the same folder replaces the first one's run
+    assert main(["demo", "--quick", "--clip", str(tmp_path / "clip"), "--out", str(out), "--steps", "2",
+                 "--set", "run.log_every=1"]) == 0  # fmt: skip
     assert "pretrained" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss/total" in r] == [1, 2]
     report = (out / "report.md").read_text()
     assert "pretrained CLIP" in report and str(tmp_path / "clip") in report
     assert "random initialisation" not in report and "random-init" not in report
