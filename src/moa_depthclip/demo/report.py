@@ -224,8 +224,9 @@ def readme_block(measured: list[tuple[str, dict[str, Any]]]) -> str:
         ]
         sections.append("\n".join(lines))
     footer = (
-        "Numbers vary from machine to machine: the demo trains for a wall-clock budget (`--minutes`; "
-        "`--steps N` fixes the step count instead). This block is written by "
+        "`--steps N` fixes the number of optimizer steps, so those numbers do not depend on the machine; "
+        "the plain `moa-depthclip demo` sets the step count from a 4-minute wall-clock budget, so how far "
+        "it gets depends on the machine and on what else runs on it. This block is written by "
         "`python scripts/update_readme_demo.py`, which runs the commands above.\n"
     )
     return "\n".join(sections) + footer
