@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps",
         type=int,
         metavar="N",
-        help="train exactly N optimizer steps instead of a time budget (the same result on any machine)",
+        help="train exactly N optimizer steps instead of a time budget (a step count that does not depend on the machine)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a toy-sized run in seconds (checks the pipeline)"
