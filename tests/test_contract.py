@@ -249,3 +249,27 @@ def test_size_hint_and_working_size_round_the_same_way() -> None:
     with pytest.raises(InputSizeError, match="96x64"):
         model.backbone.token_grid(80, 64)
     assert working_size(80, 64, long_side=None) == (96, 64)
+
+
+@pytest.mark.parametrize("kind", ["constant", "layout"])
+@pytest.mark.parametrize("with_model_type", [True, False])
+def test_saved_floors_load_by_path_through_the_model_spec(tmp_path, kind, with_model_type):
+    """A saved constant or layout-prior folder is a model spec like any other saved model,
+    also when written before config.json recorded its ``model_type``."""
+    from moa_depthclip.inference.loading import load_depth_model
+
+    if kind == "constant":
+        model = ConstantDepth(2.5)
+    else:
+        model = LayoutPriorDepth(torch.linspace(1.0, 4.0, 48).reshape(6, 8))
+    model.save_pretrained(tmp_path / "saved")
+    config_file = tmp_path / "saved" / "config.json"
+    config = json.loads(config_file.read_text())
+    assert config["model_type"] == type(model).MODEL_TYPE
+    if not with_model_type:
+        config.pop("model_type")
+        config_file.write_text(json.dumps(config))
+    loaded = load_depth_model(str(tmp_path / "saved"))
+    assert type(loaded) is type(model)
+    images = torch.rand(1, 3, 32, 64)
+    torch.testing.assert_close(loaded(images).depth, model(images).depth)

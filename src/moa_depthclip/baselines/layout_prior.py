@@ -24,7 +24,16 @@ class LayoutPriorDepth(PretrainedDepthModel, tags=["baseline"]):
     ``size`` (config.json) and fills it from the weights file.
     """
 
-    def __init__(self, depth_map: torch.Tensor | None = None, *, size: tuple[int, int] | None = None) -> None:
+    #: ``model_type`` in config.json: how the loader tells this folder from other saved models.
+    MODEL_TYPE = "layout-prior"
+
+    def __init__(
+        self,
+        depth_map: torch.Tensor | None = None,
+        *,
+        size: tuple[int, int] | None = None,
+        model_type: str = MODEL_TYPE,
+    ) -> None:
         super().__init__()
         if depth_map is None:
             if size is None or len(size) != 2 or min(size) <= 0:
@@ -35,7 +44,7 @@ class LayoutPriorDepth(PretrainedDepthModel, tags=["baseline"]):
             raise ValueError("the layout prior must be a 2-D map of positive, finite depths")
         self.register_buffer("depth_map", depth_map)
         # config.json records the map's size, not the map (that is in the weights file).
-        self._hub_mixin_config = {"size": list(depth_map.shape)}
+        self._hub_mixin_config = {"size": list(depth_map.shape), "model_type": self.MODEL_TYPE}
 
     def forward(self, images: torch.Tensor) -> DepthOutput:
         batch, _, height, width = images.shape

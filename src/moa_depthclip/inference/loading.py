@@ -7,7 +7,7 @@ Specs, checked in this order:
 ``depthclip-vit[:SOURCE]``         DepthCLIP zero-shot on a CLIP ViT (hub id, folder, file, random)
 ``depthclip-rn50[:SOURCE]``        DepthCLIP zero-shot on CLIP ResNet-50 (checkpoint file, random)
 ``random``                         MoA-DepthCLIP, ViT-B/32 shapes, random weights (tries the pipeline)
-a ``save_pretrained`` folder       MoA-DepthCLIP or DepthCLIP (config.json + model.safetensors)
+a ``save_pretrained`` folder       any saved model kind, by config.json's ``model_type``
 a training run directory           its best/ (else final/) model, else its latest checkpoint
 a training checkpoint folder       the model weights of that checkpoint (``RUN/checkpoints/step_N``)
 ``owner/name``                     a MoA-DepthCLIP on the Hugging Face hub (or in the local cache)
@@ -75,11 +75,7 @@ def _load(spec: str, tokenizer_source: str | None = None) -> DepthModel:
         if checkpoint is not None:
             return model_from_checkpoint(checkpoint)
         folder = find_saved_model(path)
-        if _saved_model_type(folder) == "depthclip":
-            from moa_depthclip.baselines.depthclip import DepthCLIP
-
-            return DepthCLIP.from_pretrained(folder)
-        return MoADepthCLIP.from_pretrained(str(folder))
+        return saved_model_class(folder).from_pretrained(str(folder))
     if path.exists():
         raise UnknownModelSpecError(
             f"{spec} is a file; a model is a saved model folder (config.json + model.safetensors). "
@@ -166,11 +162,34 @@ def _constant(argument: str, spec: str) -> DepthModel:
     return ConstantDepth(value)
 
 
-def _saved_model_type(folder: Path) -> str | None:
-    """``model_type`` recorded in a saved folder's config.json (DepthCLIP writes "depthclip")."""
+def saved_model_class(folder: Path) -> type[DepthModel]:
+    """The model class of a saved folder, from the ``model_type`` its config.json records.
+
+    Folders written before ``model_type`` was recorded are told apart by their keys: the constant
+    floor saved only ``value``, the layout prior only ``size``; anything else is MoA-DepthCLIP.
+    """
     import json
 
     try:
-        return json.loads((folder / "config.json").read_text()).get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    if not isinstance(config, dict):
+        config = {}
+    model_type = config.get("model_type")
+    keys = set(config) - {"model_type"}
+    if model_type == "depthclip":
+        from moa_depthclip.baselines.depthclip import DepthCLIP
+
+        return DepthCLIP
+    if model_type == "constant-depth" or (model_type is None and keys == {"value"}):
+        from moa_depthclip.baselines.constant import ConstantDepth
+
+        return ConstantDepth
+    if model_type == "layout-prior" or (model_type is None and keys == {"size"}):
+        from moa_depthclip.baselines.layout_prior import LayoutPriorDepth
+
+        return LayoutPriorDepth
+    from moa_depthclip.model.moa_depthclip import MoADepthCLIP
+
+    return MoADepthCLIP
