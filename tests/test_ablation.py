@@ -207,6 +207,19 @@ def test_parse_variant() -> None:
             parse_variant(bad)
 
 
+def test_ablate_refuses_a_variant_folder_holding_any_part_of_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A variant folder with only a metrics file (a run stopped early) is a run too: never mixed."""
+    out = tmp_path / "ablation"
+    (out / "full").mkdir(parents=True)
+    (out / "full" / "metrics.jsonl").write_text('{"step": 1}\n')
+    argv = ["ablate", "--preset", "tiny", "--variant", "full", "--set", "run.max_steps=1", "--out", str(out)]
+    assert main(argv) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (out / "full" / "metrics.jsonl").read_text() == '{"step": 1}\n'
+
+
 def test_ablate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "ablation"
     argv = ["ablate", "--preset", "tiny", "--variant", "full", "--variant", "nomoa=model.moa.layers=[]"]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moa_depthclip.training.checkpoint import holds_run
 from moa_depthclip.training.config import ConfigError, TrainConfig, build_config
 
 # Built-in variants: name -> (what it removes or changes, overrides). Each is the method with one
@@ -292,7 +293,7 @@ def run_ablation(
                 "an ablation table needs one protocol (set --protocol)"
             )
         run_dir = out / variant.name
-        if not resume and (run_dir / "train_config.yaml").exists():
+        if not resume and holds_run(run_dir):
             raise ConfigError(
                 f"{run_dir} already holds a run: pass --resume to continue (or re-score) it, or choose another --out"
             )
