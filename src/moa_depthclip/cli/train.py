@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "train",
-        help="train MoA-DepthCLIP (presets: demo, nyu, tiny; YAML configs; --set overrides; resume; torchrun)",
+        help=f"train MoA-DepthCLIP (presets: {', '.join(PRESETS)}; YAML configs; --set overrides; resume; torchrun)",
         description=(
             "Train MoA-DepthCLIP. The configuration is the preset, then --config, then --set overrides "
             "(dotted keys, YAML values), and is saved as RUN_DIR/train_config.yaml. Launch under torchrun "
@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from moa_depthclip.training.config import ConfigError, build_config
+    from moa_depthclip.training.config import PRESETS, ConfigError, build_config
 
     run_dir = Path(args.out) if args.out else None
     config_file = args.config
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         config_file = run_dir / "train_config.yaml"  # resuming a run: its own configuration
     if not (args.preset or config_file):
-        raise ConfigError("give --preset (demo, nyu, tiny) or --config FILE")
+        raise ConfigError(f"give --preset ({', '.join(PRESETS)}) or --config FILE")
     overrides = list(args.overrides)
     if args.clip:
         overrides.append(f"model.backbone.source={args.clip}")
