@@ -49,6 +49,8 @@ def test_bootstrap_is_reproducible_and_checks_its_input() -> None:
     with pytest.raises(ValueError, match="at least 2"):
         paired_bootstrap([0.1], [0.2], "rmse")
     assert verdict(-0.2, -0.1, higher_is_better=False) == "better"
+    barely = paired_bootstrap(np.full(20, 0.5) + np.linspace(0, 1e-4, 20), np.full(20, 0.5), "delta1")
+    assert barely.verdict == "better" and "+0.0000" in barely.describe()  # the deciding bound is shown
     assert verdict(-0.2, 0.1, higher_is_better=False) == "level"
 
 

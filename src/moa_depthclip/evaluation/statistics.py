@@ -46,7 +46,11 @@ class PairedComparison:
     confidence: float = 0.95
 
     def describe(self, digits: int = 3) -> str:
-        """``-0.012 [-0.020, -0.004]``: the difference and its interval."""
+        """``-0.012 [-0.020, -0.004]``: the difference and its interval, with more digits when a bound
+        that decides the verdict would otherwise print as zero."""
+        decisive = self.low if self.low > 0 else self.high if self.high < 0 else None
+        while decisive is not None and digits < 6 and round(decisive, digits) == 0:
+            digits += 1
         return f"{self.difference:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
 
 
