@@ -1,14 +1,18 @@
 """Peak memory of a piece of work on the CPU (resident set) or the GPU (allocator), in MiB.
 
 ``tracemalloc`` does not see torch's allocations, so on the CPU the figure is the growth of the
-process's peak resident set: the kernel's peak mark is reset to the current RSS right before the
-work (``/proc/self/clear_refs``, Linux >= 4.0) and read back after it (``VmHWM``). Where the mark
+process's peak resident set: freed memory the C allocator still holds is first handed back to the
+system (glibc ``malloc_trim``; otherwise a repeated measurement would find the previous call's
+buffers resident and report ~0), then the kernel's peak mark is reset to the current RSS
+(``/proc/self/clear_refs``, Linux >= 4.0) and read back after the work (``VmHWM``). Where the mark
 cannot be reset, ``ru_maxrss`` growth is used, which understates when an earlier peak was higher.
-Run it in a fresh process per configuration so that nothing else shares the allocator.
+Run it in a fresh process per model so that nothing else shares the allocator.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import resource
 import sys
 from collections.abc import Callable
@@ -39,6 +43,15 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def release_free_memory() -> bool:
+    """Return the C allocator's free pages to the system (glibc); False where there is no such call."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def max_rss_mib() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
@@ -57,6 +70,7 @@ def rss_peak_probe(work: Callable[[], Any], runtime: Any, times: int = 1) -> dic
         peak = torch.cuda.max_memory_allocated(device) / 2**20
         kind = "torch.cuda.max_memory_allocated"
     else:
+        release_free_memory()
         current = status_mib("VmRSS")
         if current is not None and reset_peak_rss():
             before, kind = current, "VmHWM (peak RSS, reset before the work)"

@@ -164,10 +164,7 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
             summary[key] = {"target": TARGET_RATIO, "worst_median": worst, "met": worst >= TARGET_RATIO}
     onnx = results.get("onnx", {}).get("records")
     if onnx:
-        worst = min(
-            max(r["speedup"]["onnxruntime"]["median"], r["speedup"]["onnxruntime_fast"]["median"])
-            for r in onnx
-        )
+        worst = min(r["speedup"]["onnxruntime"]["median"] for r in onnx)
         summary["onnxruntime_vs_torch"] = {
             "target": TARGET_SPEEDUP,
             "worst_median": worst,
@@ -224,7 +221,7 @@ def to_markdown(results: dict[str, Any], command: str = "") -> str:
         names = {
             "moa_vs_clip_vision_throughput": "MoA-DepthCLIP throughput / bare CLIPVisionModel",
             "moa_stride8_vs_clip_vision_throughput": "MoA-DepthCLIP stride-8 design / bare CLIPVisionModel",
-            "onnxruntime_vs_torch": "ONNX Runtime float32 (best graph) throughput / PyTorch",
+            "onnxruntime_vs_torch": "ONNX Runtime float32 throughput / PyTorch",
         }
         for key, value in results["targets"].items():
             lines.append(
@@ -283,11 +280,11 @@ def to_markdown(results: dict[str, Any], command: str = "") -> str:
                 "in the same rounds; max abs diff = float32 graph vs PyTorch (random weights; the int8 "
                 "accuracy change on trained weights is in the accuracy section).",
                 "",
-                "| input | batch | PyTorch ms | ORT ms | ORT fused ms | ORT int8 ms | torch int8 ms | "
-                "speed-up ORT | ORT fused | ORT int8 | torch int8 | max abs diff ORT / fused (m) |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+                "| input | batch | PyTorch ms | ORT ms | ORT int8 ms | torch int8 ms | "
+                "speed-up ORT | ORT int8 | torch int8 | max abs diff ORT (m) |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
             ]
-            names = ("onnxruntime", "onnxruntime_fast", "onnxruntime_int8", "torch_int8")
+            names = ("onnxruntime", "onnxruntime_int8", "torch_int8")
             for r in onnx["records"]:
                 errors = r["max_abs_error_m"]
                 lines.append(
@@ -295,7 +292,7 @@ def to_markdown(results: dict[str, Any], command: str = "") -> str:
                     + " | ".join(_ms(r[n]) for n in names)
                     + " | "
                     + " | ".join(_ratio(r["speedup"][n]) for n in names)
-                    + f" | {errors['onnxruntime']:.1e} / {errors['onnxruntime_fast']:.1e} |"
+                    + f" | {errors['onnxruntime']:.1e} |"
                 )
             lines.append("")
     if results.get("training"):

@@ -1,5 +1,5 @@
-"""The faster runtimes: int8 dynamic quantisation (torch.ao, ONNX Runtime), the fused ONNX graph,
-and `predict --backend` choosing them (accuracy, never timings)."""
+"""The faster runtimes: int8 dynamic quantisation (torch.ao, ONNX Runtime) and `predict --backend`
+choosing them (accuracy, never timings)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from moa_depthclip.inference.quantize import (
     BackendError,
     build_onnx,
     load_backend,
-    plain_attention,
     quantize_torch,
 )
 
@@ -54,7 +53,7 @@ def test_torch_int8_quantises_every_linear_and_stays_close(model, images):
 def test_onnx_int8_graph_runs_any_size_and_stays_close(model, images, tmp_path):
     graph = build_onnx(model, "onnx-int8", tmp_path / "int8.onnx")
     runtime = OnnxDepthModel(graph)
-    assert runtime.is_random_init == model.is_random_init  # exporter metadata survives fusion + int8
+    assert runtime.is_random_init == model.is_random_init  # exporter metadata survives quantisation
     for batch in (images, images[:1, :, :64, :64]):
         with torch.no_grad():
             reference = model(batch).depth
@@ -63,23 +62,13 @@ def test_onnx_int8_graph_runs_any_size_and_stays_close(model, images, tmp_path):
         assert (result - reference).abs().max() < 0.1 * reference.abs().max()
 
 
-def test_plain_attention_is_restored(model):
-    configs = [
-        m.config for m in model.modules() if hasattr(getattr(m, "config", None), "_attn_implementation")
-    ]
-    before = [c._attn_implementation for c in configs]
-    with plain_attention(model):
-        assert {c._attn_implementation for c in configs} == {"eager"}
-    assert [c._attn_implementation for c in configs] == before
-
-
 def test_backend_errors_are_one_line(tmp_path):
     with pytest.raises(BackendError, match="unknown backend"):
         load_backend("constant:2.0", "tensorrt")
     with pytest.raises(BackendError, match="CPU only"):
         load_backend("constant:2.0", "torch-int8", device="cuda")
     with pytest.raises(BackendError, match="needs a PyTorch model"):
-        load_backend(str(tmp_path / "model.onnx"), "onnx-fast")
+        load_backend(str(tmp_path / "model.onnx"), "torch-int8")
 
 
 def test_predict_backend_torch_int8_writes_depth(model, tmp_path, capsys):

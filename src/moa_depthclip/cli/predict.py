@@ -43,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backend",
         choices=BACKENDS,
         default=None,
-        help="default: onnx for .onnx files, else torch; onnx-fast (fused ONNX Runtime graph) and the int8 "
-        "backends are faster on a CPU, the int8 ones with slightly different numbers (docs/benchmarks.md)",
+        help="default: onnx for .onnx files, else torch; the int8 backends (dynamic quantisation) are "
+        "faster on a CPU, with slightly different numbers (docs/benchmarks.md)",
     )
     parser.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders")
     parser.add_argument(
