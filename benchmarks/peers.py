@@ -562,37 +562,37 @@ def plot_speed_accuracy(
     )
     if record is None:
         return None
-    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    figure, axes = plt.subplots(figsize=(7.5, 5.4), dpi=120)
     missing = []
     for name, values in record["models"].items():
         info = section["models"][name]
         published = info["published_nyu"]
         if published is None or published["delta1"] is None:
-            missing.append(f"{info['label']} ({values['latency_ms']['median']:.0f} ms)")
+            missing.append(f"{info['label']} {values['latency_ms']['median']:.0f} ms")
             continue
         x, y = values["latency_ms"]["median"], published["delta1"]
         if info["ours"]:
-            axes.scatter([x], [y], marker="*", s=320, color="tab:red", zorder=3, label="this project")
+            axes.scatter(
+                [x], [y], marker="*", s=320, color="tab:red", zorder=3, label="this project (paper's δ1)"
+            )
         else:
-            axes.scatter([x], [y], s=60, color="tab:blue", zorder=2)
-        axes.annotate(info["label"], (x, y), textcoords="offset points", xytext=(7, -4), fontsize=8)
+            axes.scatter(
+                [x], [y], s=60, color="tab:blue", zorder=2, label="peers (published δ1)" if y else None
+            )
+        axes.annotate(info["label"], (x, y), textcoords="offset points", xytext=(8, 4), fontsize=8)
     axes.set_xscale("log")
-    axes.set_xlabel(f"measured latency, batch 1, ~{size[0]}x{size[1]} input (ms, log scale)")
+    axes.set_xlabel(f"measured latency, batch 1, ~{size[0]}x{size[1]} input, CPU (ms, log scale)")
     axes.set_ylabel("published NYU Depth V2 δ1")
-    axes.set_title("Speed vs accuracy (published δ1, latency measured in one run)", fontsize=10)
+    axes.set_title("Speed vs accuracy: published δ1, latency measured in one run", fontsize=10)
     axes.grid(True, which="both", alpha=0.3)
+    handles, labels = axes.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    axes.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
+    notes = "Random weights (latency does not depend on them); each peer at the input its patch grid allows."
     if missing:
-        axes.text(
-            0.01,
-            0.02,
-            "no published NYU δ1: " + "; ".join(missing),
-            transform=axes.transAxes,
-            fontsize=6.5,
-            wrap=True,
-            va="bottom",
-        )
-    axes.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
+        notes += "\nNo published NYU δ1 (not plotted): " + "; ".join(missing) + "."
+    figure.text(0.01, 0.01, notes, fontsize=7, va="bottom", wrap=True)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
     plt.close(figure)
