@@ -1,7 +1,9 @@
 """Run the demo as the README states it and rewrite README.md's demo block with what it printed.
 
     python scripts/update_readme_demo.py                       # `demo` and `demo --minutes 15`
-    python scripts/update_readme_demo.py --budget "--steps 150" --budget "--steps 400" --parallel
+    # what the README holds now (step counts, one thread each, on a shared 2-core machine):
+    python scripts/update_readme_demo.py --parallel --budget "--steps 150 --set run.threads=1" \
+        --budget "--steps 400 --set run.threads=1" --budget "--steps 800 --set run.threads=1"
     python scripts/update_readme_demo.py --reuse               # rebuild the block from the last outputs
 
 Each ``--budget`` is one demo command (its extra arguments); the first writes ``demo_output/``, the

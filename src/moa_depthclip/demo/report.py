@@ -229,7 +229,7 @@ def readme_block(measured: list[tuple[str, dict[str, Any]]]) -> str:
         "it gets depends on the machine and on what else runs on it. This block is written by "
         "`python scripts/update_readme_demo.py`, which runs the commands above.\n"
     )
-    return "\n".join(sections) + footer
+    return "\n".join(sections) + "\n" + footer
 
 
 def _layout_summary(measured: list[tuple[str, dict[str, Any]]]) -> str:
