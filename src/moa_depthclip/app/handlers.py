@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from moa_depthclip.config import DEFAULT_CLIP
 from moa_depthclip.errors import UserFacingError
 from moa_depthclip.inference.visualize import DEFAULT_CMAP, colorize, depth_range, render_panel
 
@@ -59,7 +60,7 @@ def describe_spec(spec: str) -> str:
     if spec == RANDOM_SPEC:
         return "MoA-DepthCLIP with RANDOM weights (untrained: its depth is meaningless; for trying the app)"
     if spec.startswith("depthclip-vit") or spec.startswith("depthclip-rn50"):
-        source = spec.partition(":")[2] or "openai/clip-vit-base-patch32"
+        source = spec.partition(":")[2] or DEFAULT_CLIP
         backbone = "ResNet-50" if spec.startswith("depthclip-rn50") else "ViT"
         random = " with RANDOM weights" if source == "random" else ""
         return f"DepthCLIP zero-shot (CLIP {backbone}{random}, from {source})"

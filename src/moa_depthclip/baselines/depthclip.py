@@ -32,7 +32,7 @@ from moa_depthclip.baselines.clip_resnet import (
     random_resnet_clip,
 )
 from moa_depthclip.clip_loading import check_tokenizer, go_offline_if_hub_unreachable, is_hub_id, load_clip
-from moa_depthclip.config import SerializableConfig
+from moa_depthclip.config import DEFAULT_CLIP, DISTANCE_WORDS, SerializableConfig
 from moa_depthclip.data.transforms import NORMALIZATIONS
 from moa_depthclip.errors import CheckpointError, InputSizeError, WeightsNotFoundError
 from moa_depthclip.model.contract import PretrainedDepthModel
@@ -40,19 +40,12 @@ from moa_depthclip.model.outputs import DepthOutput
 from moa_depthclip.tokenizer import build_byte_level_clip_tokenizer
 
 RANDOM = "random"
-DEFAULT_VIT = "openai/clip-vit-base-patch32"
-DEFAULT_TOKENIZER = "openai/clip-vit-base-patch32"
+DEFAULT_VIT = DEFAULT_CLIP
+DEFAULT_TOKENIZER = DEFAULT_CLIP
 
-# The published vocabulary, nearest to farthest, and the depth (metres) each word stands for.
-DEPTHCLIP_DISTANCE_WORDS = (
-    "giant",
-    "extremely close",
-    "close",
-    "not in distance",
-    "a little remote",
-    "far",
-    "unseen",
-)
+# The published vocabulary, nearest to farthest (the one the MoA context bank uses too), and the
+# depth (metres) each word stands for.
+DEPTHCLIP_DISTANCE_WORDS = DISTANCE_WORDS
 DEPTHCLIP_BIN_DEPTHS = (1.00, 1.50, 2.00, 2.25, 2.50, 2.75, 3.00)
 
 ResNetFeatures = Literal["released_code", "value", "attention"]
