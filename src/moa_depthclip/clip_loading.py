@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from moa_depthclip.config import DEFAULT_CLIP
 from moa_depthclip.errors import CheckpointError, WeightsNotFoundError, first_line
+from moa_depthclip.tokenizer import byte_level_clip_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def load_clip(
     (checkpoint files carry none).
     """
     if source == RANDOM:
-        tokenizer = _load_tokenizer(tokenizer_source) if tokenizer_source else _byte_level_tokenizer()
+        tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source else byte_level_clip_tokenizer()
         config = _with_tokenizer_ids(_as_clip_config(clip_config), tokenizer)
         model = CLIPModel(config).eval()
         return LoadedCLIP(model, tokenizer, RANDOM, is_random_init=True)
@@ -108,7 +109,7 @@ def load_clip(
     path = Path(source).expanduser()
     if path.is_file():
         model = clip_from_checkpoint_file(path)
-        tokenizer = _load_tokenizer(tokenizer_source) if tokenizer_source else None
+        tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source else None
         return LoadedCLIP(model, tokenizer, str(path), is_random_init=False)
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -117,13 +118,13 @@ def load_clip(
                 f"folder.\n{download_hint()}"
             )
         model = _from_pretrained(str(path))
-        tokenizer = _load_tokenizer(tokenizer_source or str(path), required=bool(tokenizer_source))
+        tokenizer = load_tokenizer(tokenizer_source or str(path), required=bool(tokenizer_source))
         return LoadedCLIP(model, tokenizer, str(path), is_random_init=False)
     if looks_like_path(source):
         raise WeightsNotFoundError(f"CLIP weights not found: {source} does not exist.\n{download_hint()}")
     go_offline_if_hub_unreachable()
     model = _from_pretrained(source)
-    tokenizer = _load_tokenizer(tokenizer_source or source, required=bool(tokenizer_source))
+    tokenizer = load_tokenizer(tokenizer_source or source, required=bool(tokenizer_source))
     return LoadedCLIP(model, tokenizer, source, is_random_init=False)
 
 
@@ -216,8 +217,11 @@ _TOKENIZER_HINT = (
 )
 
 
-def _load_tokenizer(source: str, required: bool = True) -> CLIPTokenizer | None:
-    """The CLIP tokenizer of a folder or hub id; None (or the error when ``required``) when absent."""
+def load_tokenizer(source: str, required: bool = True, hint: str | None = None) -> CLIPTokenizer | None:
+    """The CLIP tokenizer of a folder or hub id; None (or the error when ``required``) when absent.
+
+    ``hint`` replaces the default advice in the error (e.g. where DepthCLIP looks for it).
+    """
     if is_hub_id(source):
         go_offline_if_hub_unreachable()
     try:
@@ -226,7 +230,7 @@ def _load_tokenizer(source: str, required: bool = True) -> CLIPTokenizer | None:
         if not required:
             return None
         raise WeightsNotFoundError(
-            f"Could not load the CLIP tokenizer from '{source}' ({first_line(error)}). {_TOKENIZER_HINT}"
+            f"Could not load the CLIP tokenizer from '{source}' ({first_line(error)}). {hint or _TOKENIZER_HINT}"
         ) from error
     if len(tokenizer) < MIN_TOKENIZER_VOCAB and not required:
         return None
@@ -261,15 +265,6 @@ def check_text_features(features: torch.Tensor, source: str) -> torch.Tensor:
             f"is not usable. {_TOKENIZER_HINT}\n{download_hint()}"
         )
     return features
-
-
-def _byte_level_tokenizer() -> CLIPTokenizer:
-    import tempfile
-
-    from moa_depthclip.tokenizer import build_byte_level_clip_tokenizer
-
-    with tempfile.TemporaryDirectory() as directory:
-        return build_byte_level_clip_tokenizer(directory)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -68,3 +68,11 @@ def build_byte_level_clip_tokenizer(directory: str | os.PathLike[str]) -> CLIPTo
         merges=str(directory / "merges.txt"),
         model_max_length=77,
     )
+
+
+def byte_level_clip_tokenizer() -> CLIPTokenizer:
+    """The byte-level CLIP tokenizer, built in a temporary folder (the random-weights models use it)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        return build_byte_level_clip_tokenizer(directory)

@@ -14,7 +14,6 @@ See docs/depthclip.md for the method, our interpretations and how to get the wei
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTokenizer
 
+from moa_depthclip import clip_loading
 from moa_depthclip.baselines.clip_resnet import (
     DEFAULT_RN50_PATH,
     ModifiedResNet,
@@ -31,13 +31,13 @@ from moa_depthclip.baselines.clip_resnet import (
     load_resnet_clip,
     random_resnet_clip,
 )
-from moa_depthclip.clip_loading import check_tokenizer, go_offline_if_hub_unreachable, is_hub_id, load_clip
+from moa_depthclip.clip_loading import load_clip
 from moa_depthclip.config import DEFAULT_CLIP, DISTANCE_WORDS, SerializableConfig
 from moa_depthclip.data.transforms import NORMALIZATIONS
-from moa_depthclip.errors import CheckpointError, InputSizeError, WeightsNotFoundError
+from moa_depthclip.errors import CheckpointError, InputSizeError
 from moa_depthclip.model.contract import PretrainedDepthModel
 from moa_depthclip.model.outputs import DepthOutput
-from moa_depthclip.tokenizer import build_byte_level_clip_tokenizer
+from moa_depthclip.tokenizer import byte_level_clip_tokenizer
 
 RANDOM = "random"
 DEFAULT_VIT = DEFAULT_CLIP
@@ -118,21 +118,17 @@ class DepthCLIPConfig(SerializableConfig):
 
 
 def load_tokenizer(source: str = DEFAULT_TOKENIZER) -> CLIPTokenizer:
-    """``CLIPTokenizer`` from a hub id or a directory, with an actionable error when it is unavailable."""
-    if is_hub_id(source):
-        go_offline_if_hub_unreachable()
-    try:
-        # transformers returns a 2-token tokenizer when the vocabulary files are missing: refuse it
-        return check_tokenizer(CLIPTokenizer.from_pretrained(source), source)
-    except (OSError, ValueError, TypeError) as error:
-        raise WeightsNotFoundError(
-            f"Could not load the CLIP tokenizer from '{source}' ({str(error).strip().splitlines()[0]}). "
+    """``CLIPTokenizer`` from a hub id or a directory, with an error that says where DepthCLIP looks."""
+    return clip_loading.load_tokenizer(
+        source,
+        hint=(
             f"DepthCLIP needs it once, to encode its prompts; checkpoint files do not contain it. "
             f"On a machine with internet access fetch its two files into the folder of your checkpoint:\n"
             f"    huggingface-cli download {DEFAULT_TOKENIZER} vocab.json merges.txt --local-dir weights\n"
             f"(they are then found next to weights/RN50.pt), or pass a folder holding them as the "
             f"tokenizer source (any Hugging Face CLIP folder has them)."
-        ) from error
+        ),
+    )
 
 
 def tokenizer_source_for(checkpoint: str | Path) -> str:
@@ -145,11 +141,6 @@ def tokenizer_source_for(checkpoint: str | Path) -> str:
     ):
         return str(folder)
     return DEFAULT_TOKENIZER
-
-
-def _byte_level_tokenizer() -> CLIPTokenizer:
-    with tempfile.TemporaryDirectory() as directory:
-        return build_byte_level_clip_tokenizer(directory)
 
 
 @torch.no_grad()
@@ -390,7 +381,7 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
         config = config or DepthCLIPConfig()
         if source == RANDOM:
             clip = random_resnet_clip(architecture, text_config)
-            tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source else _byte_level_tokenizer()
+            tokenizer = load_tokenizer(tokenizer_source) if tokenizer_source else byte_level_clip_tokenizer()
             is_random = True
         else:
             clip = load_resnet_clip(source)
