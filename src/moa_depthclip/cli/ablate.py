@@ -12,7 +12,12 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from moa_depthclip.cli.common import add_device_argument, add_workers_argument, config_overrides
+from moa_depthclip.cli.common import (
+    add_device_argument,
+    add_overrides_argument,
+    add_workers_argument,
+    config_overrides,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,15 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--config", metavar="FILE", help="base YAML configuration (same sections as the presets)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="overrides shared by every variant, e.g. run.max_steps=200 data.dataset=nyu_mat",
-    )
+    add_overrides_argument(parser, help="overrides shared by every variant, e.g. run.max_steps=200 data.dataset=nyu-mat")
     parser.add_argument(
         "--variant",
         dest="variants",

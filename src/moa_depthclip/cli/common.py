@@ -144,6 +144,13 @@ def add_workers_argument(
     )
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE ...``: configuration overrides (``args.overrides``), repeatable."""
+    parser.add_argument(
+        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 def config_overrides(args: argparse.Namespace) -> list[str]:
     """``--device`` / ``--num-workers`` of the training commands as ``--set`` overrides
     (``run.device``, ``data.num_workers``); unset flags leave the configuration's values."""

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from moa_depthclip.cli.common import add_device_argument, add_workers_argument, config_overrides
+from moa_depthclip.cli.common import (
+    add_device_argument,
+    add_overrides_argument,
+    add_workers_argument,
+    config_overrides,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,10 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_device_argument(parser, default=None)  # sets run.device
     add_workers_argument(parser, default=None)  # sets data.num_workers
-    parser.add_argument(
-        "--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-        help="overrides of the demo preset, e.g. data.train_scenes=512",
-    )  # fmt: skip
+    add_overrides_argument(parser, help="overrides of the demo preset, e.g. data.train_scenes=512")
     parser.set_defaults(func=run)
 
 

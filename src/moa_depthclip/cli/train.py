@@ -19,7 +19,12 @@ import argparse
 import os
 from pathlib import Path
 
-from moa_depthclip.cli.common import add_device_argument, add_workers_argument, config_overrides
+from moa_depthclip.cli.common import (
+    add_device_argument,
+    add_overrides_argument,
+    add_workers_argument,
+    config_overrides,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,15 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--preset", choices=PRESETS, help="a configuration shipped with the package")
     parser.add_argument("--config", metavar="FILE", help="a YAML file (same sections as the presets)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="overrides such as optim.lr=1e-4 data.batch_size=8 data.crop_size=[416,544]",
-    )
+    add_overrides_argument(parser, help="overrides such as optim.lr=1e-4 data.batch_size=8 data.crop_size=[416,544]")
     parser.add_argument(
         "--out", metavar="RUN_DIR", help="run directory (default: runs/<preset or config name>)"
     )
