@@ -294,7 +294,7 @@ def _curve(metrics_file: Path, out: Path) -> str | None:
 
 
 def _label(metric: str) -> str:
-    from moa_depthclip.evaluation.report import METRIC_LABELS
+    from moa_depthclip.evaluation.metrics import METRIC_LABELS
 
     return METRIC_LABELS.get(metric, metric)
 

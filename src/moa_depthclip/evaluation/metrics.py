@@ -21,6 +21,11 @@ import torch
 
 METRIC_NAMES = ("delta1", "delta2", "delta3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
 HIGHER_IS_BETTER = {"delta1", "delta2", "delta3"}
+# How tables name each metric.
+METRIC_LABELS = {
+    "delta1": "δ1", "delta2": "δ2", "delta3": "δ3", "abs_rel": "AbsRel", "sq_rel": "SqRel", "rmse": "RMSE",
+    "rmse_log": "RMSE log", "log10": "log10", "silog": "SILog",
+}  # fmt: skip
 
 
 def compute_metrics(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

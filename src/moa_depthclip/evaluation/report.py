@@ -9,16 +9,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from moa_depthclip.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from moa_depthclip.evaluation.metrics import HIGHER_IS_BETTER, METRIC_LABELS, METRIC_NAMES
 from moa_depthclip.evaluation.runner import EvalResult
 
 PathLike = str | os.PathLike
-
-METRIC_LABELS = {
-    "delta1": "δ1", "delta2": "δ2", "delta3": "δ3", "abs_rel": "AbsRel", "sq_rel": "SqRel", "rmse": "RMSE",
-    "rmse_log": "RMSE log", "log10": "log10", "silog": "SILog",
-}  # fmt: skip
-
 
 def _json_safe(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):

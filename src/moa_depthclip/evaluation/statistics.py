@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from moa_depthclip.evaluation.metrics import HIGHER_IS_BETTER
+from moa_depthclip.evaluation.metrics import HIGHER_IS_BETTER, METRIC_LABELS
 
 BOOTSTRAP_SAMPLES = 10_000
 BOOTSTRAP_SEED = 0
@@ -214,8 +214,6 @@ def comparison_table(
     if not comparisons:
         return ""
     metrics = list(comparisons[0][2])
-    from moa_depthclip.evaluation.report import METRIC_LABELS  # one set of metric labels
-
     header = ["model", "vs"]
     for metric in metrics:
         arrow = "↑" if metric in HIGHER_IS_BETTER else "↓"

@@ -145,8 +145,7 @@ class AblationReport:
 
     def markdown(self) -> str:
         """One row per variant: trainable parameters (total and by group), metrics, paired CIs."""
-        from moa_depthclip.evaluation.metrics import HIGHER_IS_BETTER
-        from moa_depthclip.evaluation.report import METRIC_LABELS
+        from moa_depthclip.evaluation.metrics import HIGHER_IS_BETTER, METRIC_LABELS
 
         def arrow(metric: str) -> str:
             return "↑" if metric in HIGHER_IS_BETTER else "↓"
