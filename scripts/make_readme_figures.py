@@ -8,7 +8,7 @@
 Writes into ``docs/images`` (``--out``):
 
 * ``demo_panel.png``: image | ground truth | prediction | |error| for a held-out synthetic scene,
-  the demo report's first panel (drawn by ``moa_depthclip.inference.visualize.make_panel``);
+  the demo report's first panel (drawn by ``moa_depthclip.visualize.make_panel``);
 * ``training_curve.png``: the demo's training loss and validation AbsRel against optimizer step
   (``visualize.plot_curves``);
 * ``app.png`` with ``--app``: the web app in headless Chromium after one upload, serving the demo's

@@ -11,8 +11,8 @@ from PIL import Image
 from moa_depthclip.errors import CheckpointError, DataError, UserFacingError, WeightsNotFoundError
 from moa_depthclip.inference.loading import find_saved_model, load_depth_model
 from moa_depthclip.inference.predict import predict_depth, working_size
-from moa_depthclip.inference.visualize import colorbar, colorize, colormap, make_panel, nice_ticks
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
+from moa_depthclip.visualize import colorbar, colorize, colormap, make_panel, nice_ticks
 
 
 @pytest.fixture(scope="module")

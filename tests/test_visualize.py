@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from moa_depthclip import visualize as vis
 from moa_depthclip.cli.main import main
 from moa_depthclip.errors import ConfigError
-from moa_depthclip.inference import visualize as vis
 
 
 def _ramp(height: int = 24, width: int = 32, low: float = 0.7, high: float = 3.9) -> np.ndarray:

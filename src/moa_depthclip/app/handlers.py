@@ -22,7 +22,7 @@ from PIL import Image
 
 from moa_depthclip.config import DEFAULT_CLIP
 from moa_depthclip.errors import UserFacingError
-from moa_depthclip.inference.visualize import DEFAULT_CMAP, colorize, depth_range, render_panel
+from moa_depthclip.visualize import DEFAULT_CMAP, colorize, depth_range, render_panel
 
 #: Largest upload the app decodes (pixels); bigger photos: ``moa-depthclip predict``.
 MAX_PIXELS = 40_000_000
@@ -122,7 +122,7 @@ def estimate(
 ) -> AppResult:
     """Run the chosen model (and the comparison model) on the uploads; never raises for bad uploads."""
     from moa_depthclip.inference.outputs import write_outputs
-    from moa_depthclip.inference.visualize import check_colormap
+    from moa_depthclip.visualize import check_colormap
 
     result = AppResult()
     labels = labels or {}

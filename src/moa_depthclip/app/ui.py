@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from moa_depthclip.app.handlers import AppResult, ModelCache, estimate, model_entries, stack_panels
-from moa_depthclip.inference.visualize import DEFAULT_CMAP, SUGGESTED_COLORMAPS
+from moa_depthclip.visualize import DEFAULT_CMAP, SUGGESTED_COLORMAPS
 
 NO_COMPARISON = "(none)"
 TITLE = "MoA-DepthCLIP: metric depth from one image"

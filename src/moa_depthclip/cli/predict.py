@@ -24,7 +24,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".p
 def register(subparsers: argparse._SubParsersAction) -> None:
     from moa_depthclip.inference.outputs import DEFAULT_FORMATS, FORMATS
     from moa_depthclip.inference.predict import DEFAULT_LONG_SIDE
-    from moa_depthclip.inference.visualize import DEFAULT_CMAP, SUGGESTED_COLORMAPS
+    from moa_depthclip.visualize import DEFAULT_CMAP, SUGGESTED_COLORMAPS
 
     parser = subparsers.add_parser(
         "predict",
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
     from moa_depthclip.inference.outputs import write_outputs
     from moa_depthclip.inference.predict import iter_predictions
-    from moa_depthclip.inference.visualize import check_colormap
+    from moa_depthclip.visualize import check_colormap
 
     formats = _parse_formats(args.formats)
     check_colormap(args.cmap)

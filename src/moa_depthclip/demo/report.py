@@ -260,8 +260,8 @@ def _layout_summary(measured: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def _panels(out_dir: Path, model: torch.nn.Module, test: Dataset) -> list[str]:
-    from moa_depthclip.inference.visualize import make_panel
     from moa_depthclip.model.prediction import predict_batch
+    from moa_depthclip.visualize import make_panel
 
     names = []
     model.eval()
@@ -277,7 +277,7 @@ def _panels(out_dir: Path, model: torch.nn.Module, test: Dataset) -> list[str]:
 
 def _curve(metrics_file: Path, out: Path) -> str | None:
     """Training loss (and validation AbsRel when logged) against step, drawn by ``inference.visualize``."""
-    from moa_depthclip.inference.visualize import plot_curves
+    from moa_depthclip.visualize import plot_curves
 
     if not metrics_file.is_file():
         return None

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from moa_depthclip.data.cameras import Intrinsics
-from moa_depthclip.inference.visualize import DEFAULT_CMAP, colorize_with_bar, depth_range, make_panel
+from moa_depthclip.visualize import DEFAULT_CMAP, colorize_with_bar, depth_range, make_panel
 
 FORMATS = ("png16", "npy", "color", "side", "ply")
 DEFAULT_FORMATS = ("png16", "npy", "color", "side")

@@ -519,8 +519,8 @@ class Trainer:
     def _log_panels(self, count: int = 2) -> None:
         if not self.dist.is_main or len(self.val_set) == 0:
             return
-        from moa_depthclip.inference.visualize import make_panel
         from moa_depthclip.model.prediction import predict_batch
+        from moa_depthclip.visualize import make_panel
 
         writer = self._tensorboard()
         self.model.eval()
