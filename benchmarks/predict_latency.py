@@ -12,29 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import interleaved
 from moa_depthclip.config import ModelConfig
 from moa_depthclip.inference.export_onnx import OnnxDepthModel, compare_with_torch, export_onnx
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
-
-
-def _time_interleaved(functions: list, runs: int, warmup: int = 2) -> list[list[float]]:
-    """Run the functions alternately so that load from other processes hits all of them alike."""
-    for _ in range(warmup):
-        for function in functions:
-            function()
-    times: list[list[float]] = [[] for _ in functions]
-    for _ in range(runs):
-        for index, function in enumerate(functions):
-            start = time.perf_counter()
-            function()
-            times[index].append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -61,7 +51,12 @@ def main() -> None:
         path = export_onnx(model, Path(directory) / "model.onnx", args.height, args.width)
         onnx_model = OnnxDepthModel(path, threads=args.threads)
         with torch.inference_mode():
-            eager, runtime = _time_interleaved([lambda: model(images), lambda: onnx_model(images)], args.runs)
+            samples = interleaved(
+                {"torch": lambda: model(images), "onnxruntime": lambda: onnx_model(images)},
+                warmup=2,
+                repeats=args.runs,
+            )
+        eager, runtime = samples["torch"], samples["onnxruntime"]
         agreement = compare_with_torch(model, onnx_model, [(args.height, args.width)], batch_sizes=(1,))
 
     def summary(times: list[float]) -> dict[str, float]:
