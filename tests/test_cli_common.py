@@ -97,3 +97,13 @@ def test_architecture_doc_names_every_module() -> None:
         if path.name != "__init__.py" and path.name not in text
     ]
     assert not missing, f"docs/architecture.md does not list: {missing}"
+
+
+def test_a_bad_flag_is_one_line_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's whole usage block is replaced by one line that names the flag and points to --help."""
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", "--dataset", "synthetic", "--batch-size", "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--batch-size" in err and "moa-depthclip evaluate --help" in err

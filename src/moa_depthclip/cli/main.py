@@ -18,13 +18,20 @@ from moa_depthclip.cli.common import normalise_legacy_sizes
 from moa_depthclip.errors import UserFacingError, user_message
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """A bad flag ends in one line naming it and pointing to --help, not in the whole usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="moa-depthclip",
         description="MoA-DepthCLIP: metric monocular depth from CLIP with a Mixture-of-Adapters.",
     )
     parser.add_argument("--version", action="version", version=f"moa-depthclip {moa_depthclip.__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrorParser)
     for module_info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
         if module_info.name in ("main", "common"):
             continue
