@@ -52,3 +52,20 @@ def test_export_command_verifies(tmp_path, capsys):
     code = main(["export", "--onnx", str(out), "--model", str(folder), "--input-size", "64x64"])
     assert code == 0 and out.is_file()
     assert "max_rel_error" in capsys.readouterr().out
+
+
+def test_evaluate_scores_an_exported_graph_like_its_pytorch_model(exported, tmp_path):
+    """An .onnx file is a model spec: evaluation goes through the same prediction path and agrees."""
+    import json
+
+    model, onnx_model = exported
+    folder = tmp_path / "saved"
+    model.save_pretrained(folder)
+    graph = onnx_model.path
+    common = ["evaluate", "--dataset", "synthetic", "--num", "2", "--height", "64", "--width", "96"]
+    assert main([*common, "--model", str(folder), "--out", str(tmp_path / "torch")]) == 0
+    assert main([*common, "--model", str(graph), "--out", str(tmp_path / "onnx")]) == 0
+    torch_mean = json.loads((tmp_path / "torch" / "metrics.json").read_text())["results"][0]["mean"]
+    onnx_mean = json.loads((tmp_path / "onnx" / "metrics.json").read_text())["results"][0]["mean"]
+    for metric in ("abs_rel", "delta1", "rmse"):
+        assert onnx_mean[metric] == pytest.approx(torch_mean[metric], rel=1e-3, abs=1e-6)

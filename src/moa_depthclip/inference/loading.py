@@ -10,6 +10,7 @@ Specs, checked in this order:
 a ``save_pretrained`` folder       any saved model kind, by config.json's ``model_type``
 a training run directory           its best/ (else final/) model, else its latest checkpoint
 a training checkpoint folder       the model weights of that checkpoint (``RUN/checkpoints/step_N``)
+an exported ``.onnx`` file         the graph in ONNX Runtime (``moa-depthclip export``)
 ``owner/name``                     a MoA-DepthCLIP on the Hugging Face hub (or in the local cache)
 =================================  ===============================================================
 
@@ -36,7 +37,7 @@ RUN_MODEL_FOLDERS = ("best", "final")
 
 SPEC_HELP = (
     "constant:VALUE, depthclip-vit[:SOURCE], depthclip-rn50[:SOURCE], random, a saved model folder, "
-    "a training run directory, or a Hugging Face hub id (owner/name)"
+    "a training run directory, an exported .onnx file, or a Hugging Face hub id (owner/name)"
 )
 
 
@@ -76,10 +77,14 @@ def _load(spec: str, tokenizer_source: str | None = None) -> DepthModel:
             return model_from_checkpoint(checkpoint)
         folder = find_saved_model(path)
         return saved_model_class(folder).from_pretrained(str(folder))
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        from moa_depthclip.inference.export_onnx import OnnxDepthModel
+
+        return OnnxDepthModel(path)  # an exported graph follows the same contract
     if path.exists():
         raise UnknownModelSpecError(
-            f"{spec} is a file; a model is a saved model folder (config.json + model.safetensors). "
-            f"ONNX files run with --backend onnx. Known specs: {SPEC_HELP}"
+            f"{spec} is a file; a model is a saved model folder (config.json + model.safetensors) "
+            f"or an exported .onnx graph. Known specs: {SPEC_HELP}"
         )
     if is_hub_id(spec):
         return MoADepthCLIP.from_pretrained(spec)
