@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from moa_depthclip.baselines.constant import ConstantDepth, median_valid_depth
+from moa_depthclip.baselines.constant import ConstantDepth
 from moa_depthclip.cli.main import main
+from moa_depthclip.data.statistics import median_valid_depth
 from moa_depthclip.data.synthetic import SyntheticScenes
 from moa_depthclip.evaluation.protocol import nyu_protocol, synthetic_protocol
 from moa_depthclip.evaluation.report import markdown_table, write_csv, write_json

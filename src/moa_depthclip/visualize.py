@@ -134,14 +134,9 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def valid_mask(depth: np.ndarray) -> np.ndarray:
-    """Pixels to show: ``data.validity.valid_depth_mask`` (finite, > 0)."""
-    return valid_depth_mask(depth)
-
-
 def depth_range(*depths: np.ndarray, low: float = 1.0, high: float = 99.0) -> tuple[float, float]:
     """A robust display range over the valid pixels of the given maps (percentiles, metres)."""
-    values = [d[valid_mask(d)] for d in depths if d is not None]
+    values = [d[valid_depth_mask(d)] for d in depths if d is not None]
     values = [v for v in values if v.size]
     if not values:
         return 0.0, 1.0
@@ -179,7 +174,7 @@ def colorize(
     depth = to_depth_array(depth)
     vmin, vmax = _resolve_range(depth, vmin, vmax)
     mapped = _mpl_colormap(cmap, near_bright)
-    valid = valid_mask(depth)
+    valid = valid_depth_mask(depth)
     scaled = np.clip((np.where(valid, depth, vmin) - vmin) / (vmax - vmin), 0.0, 1.0)
     picture = np.ascontiguousarray(mapped(scaled, bytes=True)[..., :3])
     picture[~valid] = invalid_color
@@ -390,7 +385,7 @@ def render_panel(
     if gt is not None or pred is not None:
         bars[tiles[-1][0]] = (vmin, vmax, cmap, True, "depth (m)")
     if error and gt is not None and pred is not None:
-        valid = valid_mask(gt) & valid_mask(pred)
+        valid = valid_depth_mask(gt) & valid_depth_mask(pred)
         difference = np.where(valid, np.abs(pred - gt), np.nan).astype(np.float32)
         emax = max(float(np.nanpercentile(difference, 99)) if valid.any() else 1.0, 1e-3)
         tiles.append(

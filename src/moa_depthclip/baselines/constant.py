@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from moa_depthclip.data.validity import valid_depth_mask
 from moa_depthclip.model.contract import PretrainedDepthModel
 from moa_depthclip.model.outputs import DepthOutput
 
@@ -36,34 +34,3 @@ class ConstantDepth(PretrainedDepthModel, tags=["baseline"]):
 
     def extra_repr(self) -> str:
         return f"value={float(self.value):.4f} m"
-
-
-def median_valid_depth(
-    dataset: Dataset,
-    max_images: int = 200,
-    pixels_per_image: int = 20000,
-    max_depth: float | None = None,
-    seed: int = 0,
-) -> float:
-    """Median of valid (> 0, finite, optionally < ``max_depth``) ground-truth depth over a subsample.
-
-    Uses up to ``max_images`` images spread evenly over the dataset and at most ``pixels_per_image``
-    random valid pixels from each, so that memory stays bounded on large sets; the median of such a
-    sample is within a few millimetres of the full-set median for NYU-like data.
-    """
-    total = len(dataset)
-    if total == 0:
-        raise ValueError("cannot compute a median depth over an empty dataset")
-    indices = np.unique(np.linspace(0, total - 1, num=min(max_images, total)).round().astype(int))
-    rng = np.random.default_rng(seed)
-    values = []
-    for index in indices:
-        depth = dataset[int(index)]["depth"].numpy().reshape(-1)
-        valid = depth[valid_depth_mask(depth, 0.0, max_depth)]
-        if len(valid) > pixels_per_image:
-            valid = rng.choice(valid, size=pixels_per_image, replace=False)
-        values.append(valid)
-    pooled = np.concatenate(values) if values else np.zeros(0)
-    if pooled.size == 0:
-        raise ValueError("no valid depth pixel in the sampled images")
-    return float(np.median(pooled))

@@ -101,7 +101,8 @@ def load_model(spec: str, args: argparse.Namespace, cache: dict) -> tuple[nn.Mod
     from moa_depthclip.inference.loading import load_depth_model
 
     if spec.strip() == "constant":
-        from moa_depthclip.baselines.constant import ConstantDepth, median_valid_depth
+        from moa_depthclip.baselines.constant import ConstantDepth
+        from moa_depthclip.data.statistics import median_valid_depth
 
         if "median" not in cache:
             train = build_dataset(args, split="train")

@@ -200,8 +200,9 @@ def evaluate_against_floors(
 ) -> tuple[list[EvalResult], dict[str, dict[str, PairedComparison]], dict[str, DepthCorrelations], Dataset]:
     """The model, the constant and the layout prior through the one evaluation loop; the model
     compared with each floor per scene; scale/structure correlations of the model and the prior."""
-    from moa_depthclip.baselines.constant import ConstantDepth, median_valid_depth
+    from moa_depthclip.baselines.constant import ConstantDepth
     from moa_depthclip.baselines.layout_prior import LayoutPriorDepth, mean_depth_map
+    from moa_depthclip.data.statistics import median_valid_depth
     from moa_depthclip.data.synthetic import SyntheticScenes
     from moa_depthclip.evaluation.runner import evaluate
     from moa_depthclip.evaluation.statistics import CorrelationCollector, compare_rows

@@ -40,8 +40,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from moa_depthclip.baselines.constant import median_valid_depth
 from moa_depthclip.config import ModelConfig, upgrade_model_dict
+from moa_depthclip.data.statistics import median_valid_depth
 from moa_depthclip.model.moa_depthclip import MoADepthCLIP
 from moa_depthclip.training import checkpoint as ckpt
 from moa_depthclip.training import distributed
