@@ -40,9 +40,6 @@ from moa_depthclip.model.outputs import DepthOutput
 from moa_depthclip.tokenizer import byte_level_clip_tokenizer
 
 RANDOM = "random"
-DEFAULT_VIT = DEFAULT_CLIP
-DEFAULT_TOKENIZER = DEFAULT_CLIP
-
 # The published vocabulary, nearest to farthest (the one the MoA context bank uses too), and the
 # depth (metres) each word stands for.
 DEPTHCLIP_DISTANCE_WORDS = DISTANCE_WORDS
@@ -117,14 +114,14 @@ class DepthCLIPConfig(SerializableConfig):
 # Text side: prompts -> normalised text features (computed once)
 
 
-def load_tokenizer(source: str = DEFAULT_TOKENIZER) -> CLIPTokenizer:
+def load_tokenizer(source: str = DEFAULT_CLIP) -> CLIPTokenizer:
     """``CLIPTokenizer`` from a hub id or a directory, with an error that says where DepthCLIP looks."""
     return clip_loading.load_tokenizer(
         source,
         hint=(
             f"DepthCLIP needs it once, to encode its prompts; checkpoint files do not contain it. "
             f"On a machine with internet access fetch its two files into the folder of your checkpoint:\n"
-            f"    huggingface-cli download {DEFAULT_TOKENIZER} vocab.json merges.txt --local-dir weights\n"
+            f"    huggingface-cli download {DEFAULT_CLIP} vocab.json merges.txt --local-dir weights\n"
             f"(they are then found next to weights/RN50.pt), or pass a folder holding them as the "
             f"tokenizer source (any Hugging Face CLIP folder has them)."
         ),
@@ -134,13 +131,13 @@ def load_tokenizer(source: str = DEFAULT_TOKENIZER) -> CLIPTokenizer:
 def tokenizer_source_for(checkpoint: str | Path) -> str:
     """Where the tokenizer of a checkpoint *file* comes from when none is given: the file's folder
     if it holds the tokenizer files (vocab.json + merges.txt, or tokenizer.json), else the hub id
-    ``DEFAULT_TOKENIZER`` (found offline when it is in the Hugging Face cache)."""
+    ``DEFAULT_CLIP`` (found offline when it is in the Hugging Face cache)."""
     folder = Path(checkpoint).expanduser().parent
     if (folder / "tokenizer.json").is_file() or (
         (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()
     ):
         return str(folder)
-    return DEFAULT_TOKENIZER
+    return DEFAULT_CLIP
 
 
 @torch.no_grad()
@@ -326,7 +323,7 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
     @classmethod
     def from_vit(
         cls,
-        source: str = DEFAULT_VIT,
+        source: str = DEFAULT_CLIP,
         config: DepthCLIPConfig | None = None,
         tokenizer_source: str | None = None,
         clip_config: dict[str, Any] | None = None,
@@ -335,7 +332,7 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
         ViT checkpoint file, or ``"random"`` (ViT-B/32 shapes, or ``clip_config``).
 
         The tokenizer comes from ``tokenizer_source``, else from the source itself (a checkpoint
-        file: its folder, see ``tokenizer_source_for``), else from ``DEFAULT_TOKENIZER``; random
+        file: its folder, see ``tokenizer_source_for``), else from ``DEFAULT_CLIP``; random
         weights without a tokenizer source use the byte-level one.
         """
         config = config or DepthCLIPConfig()
@@ -343,7 +340,7 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
         tokenizer = loaded.tokenizer
         if tokenizer is None:
             is_file = Path(source).expanduser().is_file()
-            tokenizer = load_tokenizer(tokenizer_source_for(source) if is_file else DEFAULT_TOKENIZER)
+            tokenizer = load_tokenizer(tokenizer_source_for(source) if is_file else DEFAULT_CLIP)
         clip = loaded.model.eval()
         text_features = encode_prompts(clip.text_model, clip.text_projection, tokenizer, config)
         encoder = ViTDenseEncoder(clip.vision_model, clip.visual_projection)
@@ -375,7 +372,7 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
         ``architecture`` / ``text_config`` say otherwise).
 
         Checkpoint files carry no tokenizer: it comes from ``tokenizer_source``, else from the
-        checkpoint's folder when the tokenizer files are there, else from ``DEFAULT_TOKENIZER``
+        checkpoint's folder when the tokenizer files are there, else from ``DEFAULT_CLIP``
         (``tokenizer_source_for``); random weights without one use the byte-level tokenizer.
         """
         config = config or DepthCLIPConfig()
@@ -415,7 +412,7 @@ class DepthCLIP(PretrainedDepthModel, tags=["clip", "zero-shot", "depthclip"]):
         if name == "depthclip-rn50":
             return cls.from_resnet(source or DEFAULT_RN50_PATH, config, tokenizer_source)
         if name == "depthclip-vit":
-            return cls.from_vit(source or DEFAULT_VIT, config, tokenizer_source)
+            return cls.from_vit(source or DEFAULT_CLIP, config, tokenizer_source)
         raise ValueError(f"unknown DepthCLIP model '{spec}': use depthclip-rn50:PATH or depthclip-vit:SOURCE")
 
     # -- inference ---------------------------------------------------------------------------------
